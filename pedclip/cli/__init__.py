@@ -1,0 +1,82 @@
+"""The `pedclip` command. Thin: each subcommand parses its flags and calls one library function.
+
+Command groups live one module each beside this file (data, models, embed, evaluate, train, dashboard)
+so that no module grows past a screenful of wiring.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import typer
+
+from pedclip.cli.common import State, fail
+from pedclip.errors import PedclipError
+
+app = typer.Typer(
+    name="pedclip",
+    help="Evaluate CLIP-family models on pediatric chest X-rays from one local embedding store.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: str = typer.Option(None, "--home", help="working directory (default $PEDCLIP_HOME or ./data)"),
+    debug: bool = typer.Option(False, "--debug", help="show tracebacks on errors"),
+) -> None:
+    ctx.obj = State(home=home, debug=debug)
+
+
+def _register() -> None:
+    # Imported here so that `pedclip --help` does not import torch.
+    from pedclip.cli import data, models
+
+    app.add_typer(data.app, name="data", help="ingest, synthesise, split, audit and list datasets")
+    app.add_typer(models.app, name="models", help="list model specs and their weights")
+    for module_name in ("embed", "evaluate", "train", "dashboard"):
+        try:
+            module = __import__(f"pedclip.cli.{module_name}", fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name != f"pedclip.cli.{module_name}":
+                raise
+            continue
+        module.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors print one line and exit 1, tracebacks only with --debug."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        _register()
+        app(args=argv, prog_name="pedclip", standalone_mode=False)
+    except PedclipError as exc:
+        if debug:
+            traceback.print_exc()
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        return fail("interrupted; rerun the same command to resume where it stopped", code=130)
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else fail(exc.code)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence for a user-facing tool
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            return fail("aborted", code=130)
+        if debug:
+            traceback.print_exc()
+            return 1
+        return fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reader -> encoder -> writer pipeline that fills the embedding cache."""

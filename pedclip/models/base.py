@@ -1,0 +1,198 @@
+"""The one surface every model family returns: an `Encoder`.
+
+Preprocessing is split in two so the pixel cache can sit between them:
+`geometry` (decode-side: mode, resize, crop or pad -> a small uint8/float32 array, cacheable) and
+`normalize` (a batch of those arrays -> the model's input tensor). `preprocess = normalize . geometry`,
+so a cached array gives exactly the tensor a direct call would.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+
+INTERPOLATIONS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How an image becomes model input. Part of the fingerprint: change it and vectors are recomputed."""
+
+    kind: str = "resize_crop"  # resize_crop: shortest side to size, centre crop (CLIP); pad_square: MedCLIP
+    size: int = 224
+    mean: tuple[float, ...] = (0.48145466, 0.4578275, 0.40821073)
+    std: tuple[float, ...] = (0.26862954, 0.26130258, 0.27577711)
+    channels: int = 3  # what the model's first layer takes; grayscale is replicated to 3
+    grayscale: bool = False  # force mode L before resizing (MedCLIP pads in mode L)
+    interpolation: str = "bicubic"
+
+    def key(self) -> str:
+        """A short stable hash of this config (names pixel-cache folders)."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _to_working_mode(img: Image.Image, grayscale: bool) -> Image.Image:
+    """L or RGB for 8-bit images; F (float32, 0-255 scale) for deeper ones so no depth is lost early."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(img, dtype=np.float32)
+        top = 65535.0 if img.mode.startswith("I;16") else max(float(array.max()), 1.0)
+        return Image.fromarray(array * (255.0 / top), mode="F")
+    if grayscale or img.mode in ("L", "1", "LA"):
+        return img.convert("L")
+    return img.convert("RGB")
+
+
+def _resize_crop(img: Image.Image, size: int, resample: Image.Resampling) -> Image.Image:
+    """torchvision Resize(size) on the shortest side, then CenterCrop(size): open_clip's val transform."""
+    w, h = img.size
+    if w <= h:
+        new_w, new_h = size, int(size * h / w)
+    else:
+        new_w, new_h = int(size * w / h), size
+    if (new_w, new_h) != (w, h):
+        img = img.resize((new_w, new_h), resample)
+    left = int(round((new_w - size) / 2.0))
+    top = int(round((new_h - size) / 2.0))
+    return img.crop((left, top, left + size, top + size))
+
+
+def _pad_square_resize(img: Image.Image, size: int, resample: Image.Resampling) -> Image.Image:
+    """MedCLIP: pad centred onto a black square of side max(size, w, h), then resize to size x size."""
+    w, h = img.size
+    side = max(size, w, h)
+    canvas = Image.new(img.mode, (side, side), 0)
+    canvas.paste(img, ((side - w) // 2, (side - h) // 2))
+    return canvas.resize((size, size), resample) if side != size else canvas
+
+
+def geometry(img: Image.Image, config: PreprocessConfig) -> np.ndarray:
+    """Decode-side preprocessing: (size, size) or (size, size, 3), uint8 (8-bit) or float32 (deeper)."""
+    work = _to_working_mode(img, config.grayscale)
+    resample = INTERPOLATIONS[config.interpolation]
+    if config.kind == "resize_crop":
+        work = _resize_crop(work, config.size, resample)
+    elif config.kind == "pad_square":
+        work = _pad_square_resize(work, config.size, resample)
+    else:
+        raise ValueError(f"unknown preprocess kind {config.kind!r}; expected resize_crop or pad_square")
+    array = np.asarray(work)
+    return array if array.dtype == np.uint8 else np.clip(array, 0, 255).astype(np.float32)
+
+
+def normalize(arrays: Sequence[np.ndarray] | np.ndarray, config: PreprocessConfig) -> torch.Tensor:
+    """A batch of `geometry` outputs -> (B, channels, size, size) float32, scaled to [0,1] and standardised."""
+    batch = [np.asarray(a) for a in arrays]
+    if config.channels == 1:
+        batch = [a if a.ndim == 2 else _luma(a) for a in batch]
+        stacked = torch.from_numpy(np.stack(batch).astype(np.float32))[:, None]
+    else:
+        batch = [np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a for a in batch]
+        stacked = torch.from_numpy(np.stack(batch).astype(np.float32)).permute(0, 3, 1, 2)
+    stacked = stacked / 255.0
+    mean = torch.tensor(config.mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(config.std, dtype=torch.float32).view(1, -1, 1, 1)
+    return ((stacked - mean) / std).contiguous()
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """PIL's L conversion (ITU-R 601-2) for an RGB array that reached a 1-channel model."""
+    out = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    return np.round(out).astype(np.uint8) if rgb.dtype == np.uint8 else out.astype(np.float32)
+
+
+def l2_normalize(x: torch.Tensor) -> torch.Tensor:
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+@dataclass
+class Encoder:
+    """A vision-language model behind one surface, whatever family it came from.
+
+    `image_tower(pixels)` and `text_tower(tokens)` return unnormalised features with gradients (for
+    training); `encode_images` / `encode_texts` return L2-normalised float32 numpy arrays (for the cache).
+    """
+
+    spec: str
+    family: str
+    image_tower: torch.nn.Module
+    text_tower: torch.nn.Module
+    tokenize: Callable[[Sequence[str]], object]  # texts -> what text_tower takes
+    logit_scale_param: torch.nn.Parameter  # log of the scale, as CLIP and MedCLIP store it
+    preprocess_config: PreprocessConfig
+    weights_id: str  # file sha256, hub revision, or "untrained:seed=N"
+    arch: dict = field(default_factory=dict)  # what builds the architecture (name or config)
+    dtype: str = "fp32"
+    device: str = "cpu"
+    untrained: bool = False
+    parent_fingerprint: str | None = None
+    text_batch_size: int = 256
+    modules: dict = field(default_factory=dict)  # the underlying nn.Modules by name, for training/saving
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of what determines the outputs: family, architecture, weights identity, preprocess, dtype."""
+        identity = {"family": self.family, "arch": self.arch, "weights": self.weights_id,
+                    "preprocess": self.preprocess_config.as_dict(), "dtype": self.dtype}  # fmt: skip
+        return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.logit_scale_param.detach().float().exp())
+
+    @functools.cached_property
+    def dim(self) -> int:
+        return int(self.encode_texts(["a chest radiograph"]).shape[1])
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+    def preprocess(self, img: Image.Image) -> torch.Tensor:
+        """The model's own transform: PIL image -> (C, H, W) float tensor."""
+        return normalize([geometry(img, self.preprocess_config)], self.preprocess_config)[0]
+
+    def geometry(self, img: Image.Image) -> np.ndarray:
+        return geometry(img, self.preprocess_config)
+
+    def normalize(self, arrays: Sequence[np.ndarray]) -> torch.Tensor:
+        return normalize(arrays, self.preprocess_config)
+
+    @torch.inference_mode()
+    def encode_images(self, pixels: torch.Tensor) -> np.ndarray:
+        features = self.image_tower(pixels.to(self.device, self.torch_dtype))
+        return l2_normalize(features.float()).cpu().numpy()
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        chunks = [texts[i : i + self.text_batch_size] for i in range(0, len(texts), self.text_batch_size)]
+        out = [
+            l2_normalize(self.text_tower(_to_device(self.tokenize(c), self.device)).float()) for c in chunks
+        ]
+        return torch.cat(out).cpu().numpy() if out else np.zeros((0, 0), dtype=np.float32)
+
+    def describe(self) -> dict:
+        """The `models` table row for this encoder."""
+        return {"fingerprint": self.fingerprint, "spec": self.spec, "family": self.family, "dim": self.dim,
+                "preprocess": self.preprocess_config.as_dict(), "dtype": self.dtype, "weights": self.weights_id,
+                "untrained": self.untrained, "parent_fingerprint": self.parent_fingerprint,
+                "config": {"arch": self.arch}}  # fmt: skip
+
+
+def _to_device(tokens: object, device: str) -> object:
+    if isinstance(tokens, torch.Tensor):
+        return tokens.to(device)
+    if isinstance(tokens, dict):
+        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in tokens.items()}
+    return tokens

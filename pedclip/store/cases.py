@@ -1,0 +1,191 @@
+"""Datasets, cases and ingest errors: every query parameterised, nothing formatted into SQL."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+from pedclip.errors import PedclipError
+from pedclip.store.db import Store, dumps
+
+CASE_COLUMNS = (
+    "case_id", "path", "member", "image_sha256", "width", "height", "mode",
+    "label", "patient_id", "split", "source_split", "report", "attributes",
+)  # fmt: skip
+
+
+def case_uid(dataset: str, case_id: str) -> int:
+    """A stable non-negative 63-bit id for a case, used as the FAISS id (never row order)."""
+    digest = hashlib.sha256(f"{dataset}\0{case_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """One image of a dataset as a reader produces it."""
+
+    case_id: str
+    path: str
+    image_sha256: str
+    width: int
+    height: int
+    mode: str
+    label: int | None
+    patient_id: str | None = None
+    split: str | None = None
+    member: str | None = None
+    source_split: str | None = None
+    report: str | None = None
+    attributes: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IngestError:
+    """A file of a source that could not be used, and why (one readable sentence)."""
+
+    path: str
+    reason: str
+    member: str | None = None
+
+
+@dataclass(frozen=True)
+class UpsertSummary:
+    added: int
+    updated: int
+    unchanged: int
+    removed: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def upsert_dataset(
+    store: Store,
+    name: str,
+    source_kind: str,
+    root: str,
+    class_names: Sequence[str],
+    attributes: dict | None = None,
+) -> None:
+    with store.write() as con:
+        con.execute(
+            """INSERT INTO datasets (name, source_kind, root, class_names, attributes)
+               VALUES (?, ?, ?, ?, ?)
+               ON CONFLICT (name) DO UPDATE SET source_kind = excluded.source_kind, root = excluded.root,
+                 class_names = excluded.class_names, attributes = excluded.attributes,
+                 updated = now()""",
+            [name, source_kind, root, json.dumps(list(class_names)), dumps(attributes or {})],
+        )
+
+
+def _row_values(dataset: str, row: CaseRow) -> list:
+    values = [getattr(row, column) for column in CASE_COLUMNS]
+    values[CASE_COLUMNS.index("attributes")] = dumps(row.attributes)
+    return [dataset, case_uid(dataset, row.case_id), *values]
+
+
+def replace_cases(store: Store, dataset: str, rows: Iterable[CaseRow]) -> UpsertSummary:
+    """Make the dataset's cases exactly `rows`: insert new ones, update changed ones, drop vanished ones."""
+    incoming = {row.case_id: _row_values(dataset, row) for row in rows}
+    columns = ("dataset", "uid", *CASE_COLUMNS)
+    with store.write() as con:
+        existing = {
+            r[2]: list(r)
+            for r in con.execute(
+                f"SELECT {', '.join(columns)} FROM cases WHERE dataset = ?", [dataset]
+            ).fetchall()
+        }
+        new = [v for cid, v in incoming.items() if cid not in existing]
+        changed = [v for cid, v in incoming.items() if cid in existing and existing[cid] != v]
+        gone = [cid for cid in existing if cid not in incoming]
+        if changed or gone:
+            con.executemany(
+                "DELETE FROM cases WHERE dataset = ? AND case_id = ?",
+                [[dataset, cid] for cid in [v[2] for v in changed] + gone],
+            )
+        if new or changed:
+            con.register("incoming", pd.DataFrame(new + changed, columns=list(columns)))
+            con.execute(f"INSERT INTO cases ({', '.join(columns)}) SELECT {', '.join(columns)} FROM incoming")
+            con.unregister("incoming")
+        con.execute("UPDATE datasets SET updated = now() WHERE name = ?", [dataset])
+    unchanged = len(incoming) - len(new) - len(changed)
+    return UpsertSummary(added=len(new), updated=len(changed), unchanged=unchanged, removed=len(gone))
+
+
+def replace_ingest_errors(store: Store, dataset: str, errors: Iterable[IngestError]) -> int:
+    rows = [[dataset, e.path, e.member, e.reason] for e in errors]
+    with store.write() as con:
+        con.execute("DELETE FROM ingest_errors WHERE dataset = ?", [dataset])
+        if rows:
+            con.executemany(
+                "INSERT INTO ingest_errors (dataset, path, member, reason) VALUES (?, ?, ?, ?)", rows
+            )
+    return len(rows)
+
+
+def set_splits(store: Store, dataset: str, splits: dict[str, str]) -> None:
+    """Assign new splits {case_id: split}; the source's own split stays in `source_split`."""
+    with store.write() as con:
+        con.register("frame", pd.DataFrame({"case_id": list(splits), "split": list(splits.values())}))
+        con.execute(
+            """UPDATE cases SET split = frame.split FROM frame
+               WHERE cases.dataset = ? AND cases.case_id = frame.case_id""",
+            [dataset],
+        )
+
+
+def list_datasets(store: Store) -> pd.DataFrame:
+    with store.read() as con:
+        return con.execute(
+            """SELECT d.name, d.source_kind, d.root, d.class_names, d.attributes, d.created, d.updated,
+                      count(c.case_id) AS n_cases,
+                      (SELECT count(*) FROM ingest_errors e WHERE e.dataset = d.name) AS n_errors
+               FROM datasets d LEFT JOIN cases c ON c.dataset = d.name
+               GROUP BY ALL ORDER BY d.name"""
+        ).df()
+
+
+def get_dataset(store: Store, name: str) -> dict:
+    """The dataset's row as a dict (class_names and attributes decoded); a clear error when unknown."""
+    with store.read() as con:
+        cursor = con.execute("SELECT * FROM datasets WHERE name = ?", [name])
+        row = cursor.fetchone()
+        columns = [d[0] for d in cursor.description]
+        if row is None:
+            known = [r[0] for r in con.execute("SELECT name FROM datasets ORDER BY name").fetchall()]
+    if row is None:
+        hint = f"known datasets: {', '.join(known)}" if known else "ingest one with `pedclip data ingest`"
+        raise PedclipError(f"unknown dataset {name!r}; {hint}")
+    info = dict(zip(columns, row, strict=True))
+    info["class_names"] = json.loads(info["class_names"])
+    info["attributes"] = json.loads(info["attributes"])
+    return info
+
+
+def cases_frame(store: Store, dataset: str, splits: Sequence[str] | None = None) -> pd.DataFrame:
+    """The dataset's cases ordered by case_id (attributes still JSON text), optionally only some splits."""
+    query = "SELECT * FROM cases WHERE dataset = ?"
+    params: list = [dataset]
+    if splits:
+        query += " AND list_contains(?, split)"
+        params.append(list(splits))
+    with store.read() as con:
+        return con.execute(query + " ORDER BY case_id", params).df()
+
+
+def ingest_errors_frame(store: Store, dataset: str | None = None) -> pd.DataFrame:
+    with store.read() as con:
+        if dataset is None:
+            return con.execute("SELECT * FROM ingest_errors ORDER BY dataset, path").df()
+        return con.execute("SELECT * FROM ingest_errors WHERE dataset = ? ORDER BY path", [dataset]).df()
+
+
+def attributes_frame(cases: pd.DataFrame) -> pd.DataFrame:
+    """The JSON `attributes` column of a cases frame expanded into one column per attribute."""
+    if cases.empty:
+        return pd.DataFrame(index=cases.index)
+    return pd.DataFrame([json.loads(a) for a in cases["attributes"]], index=cases.index)

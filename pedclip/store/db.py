@@ -1,0 +1,129 @@
+"""The one place that opens the DuckDB file.
+
+Connections are short-lived: a writer holds the file only while it commits a chunk, and a reader
+only while it runs a query, so the dashboard and a running `pedclip embed` can share one store.
+DuckDB lets one process write or many read; whoever finds the file locked waits and retries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from pedclip.config import Paths
+from pedclip.errors import PedclipError
+from pedclip.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+LOCK_WAIT_S = 60.0
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text or "conflicting" in text or "different configuration" in text
+
+
+def _connect(path: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + wait_s
+    delay = 0.01
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.Error as exc:
+            if not _is_lock_error(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+
+
+class Store:
+    """The DuckDB store under one PEDCLIP_HOME. Use `write()` and `read()` as context managers."""
+
+    def __init__(self, paths: Paths, lock_wait_s: float = LOCK_WAIT_S):
+        self.paths = paths
+        self.lock_wait_s = lock_wait_s
+        self._writer: duckdb.DuckDBPyConnection | None = None
+
+    @classmethod
+    def open(cls, home: str | Path | None = None, create: bool = True) -> Store:
+        """The store at `home`; migrated to the current schema (created when `create`)."""
+        paths = Paths.at(home)
+        if not paths.db.exists() and not create:
+            raise PedclipError(
+                f"no pedclip store at {paths.db}; run `pedclip demo` or `pedclip data ingest` first, "
+                "or pass --home to point at an existing store"
+            )
+        store = cls(paths.ensure())
+        store.migrate()
+        return store
+
+    @property
+    def exists(self) -> bool:
+        return self.paths.db.exists()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection inside one transaction, committed on exit, rolled back on error."""
+        if self._writer is not None:  # nested: join the outer transaction
+            yield self._writer
+            return
+        con = _connect(self.paths.db, read_only=False, wait_s=self.lock_wait_s)
+        self._writer = con
+        try:
+            con.begin()
+            yield con
+            con.commit()
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                con.rollback()
+            raise
+        finally:
+            self._writer = None
+            con.close()
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection showing the last committed state (or the open writer's, if nested)."""
+        if self._writer is not None:
+            yield self._writer
+            return
+        if not self.exists:
+            raise PedclipError(f"no pedclip store at {self.paths.db}; run `pedclip demo` first")
+        con = _connect(self.paths.db, read_only=True, wait_s=self.lock_wait_s)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def schema_version(self) -> int:
+        with self.read() as con:
+            row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    def migrate(self) -> int:
+        """Apply the migrations this file has not seen; returns the resulting version."""
+        with self.write() as con:
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                "version INTEGER PRIMARY KEY, applied TIMESTAMP DEFAULT current_timestamp)"
+            )
+            current = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+            if current > SCHEMA_VERSION:
+                raise PedclipError(
+                    f"the store at {self.paths.db} has schema version {current}, newer than this pedclip "
+                    f"({SCHEMA_VERSION}); upgrade pedclip or use another --home"
+                )
+            for version in range(current, SCHEMA_VERSION):
+                for statement in MIGRATIONS[version]:
+                    con.execute(statement)
+                con.execute("INSERT INTO schema_version (version) VALUES (?)", [version + 1])
+        return SCHEMA_VERSION
+
+
+def dumps(value: object) -> str:
+    """JSON for the store's JSON columns: sorted keys so equal values compare equal as text."""
+    return json.dumps(value, sort_keys=True, default=str)

@@ -1,0 +1,131 @@
+"""Image and text embeddings keyed by (model fingerprint, image sha256) and (fingerprint, text)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from pedclip.store.db import Store, dumps
+
+
+def register_model(store: Store, info: dict) -> None:
+    """Record a model by fingerprint (idempotent). `info` holds the `models` columns."""
+    columns = ["fingerprint", "spec", "family", "dim", "preprocess", "dtype", "weights", "untrained",
+               "parent_fingerprint", "config"]  # fmt: skip
+    values = [info.get(c) for c in columns]
+    for i in (columns.index("preprocess"), columns.index("config")):
+        if not isinstance(values[i], str):
+            values[i] = dumps(values[i] or {})
+    values[columns.index("untrained")] = bool(values[columns.index("untrained")])
+    with store.write() as con:
+        con.execute(
+            f"INSERT INTO models ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+            "ON CONFLICT (fingerprint) DO NOTHING",
+            values,
+        )
+
+
+def models_frame(store: Store) -> pd.DataFrame:
+    with store.read() as con:
+        return con.execute("SELECT * FROM models ORDER BY created").df()
+
+
+def _matrix_from_arrow(column: pa.ChunkedArray | pa.Array, dim: int | None = None) -> np.ndarray:
+    """A (n, d) float32 matrix from an Arrow list column, without a Python loop over rows."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    n = len(array)
+    if n == 0:
+        return np.zeros((0, dim or 0), dtype=np.float32)
+    flat = array.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return flat.reshape(n, -1)
+
+
+def _vectors_table(keys: Sequence[str], key_name: str, fingerprint: str, vectors: np.ndarray) -> pa.Table:
+    matrix = np.ascontiguousarray(vectors, dtype=np.float32)
+    n, d = matrix.shape
+    offsets = pa.array(np.arange(0, (n + 1) * d, d, dtype=np.int32))
+    lists = pa.ListArray.from_arrays(offsets, pa.array(matrix.reshape(-1)))
+    return pa.table({"fingerprint": [fingerprint] * n, key_name: list(keys), "vector": lists})
+
+
+def missing_images(store: Store, fingerprint: str, shas: Sequence[str]) -> list[str]:
+    """The distinct shas among `shas` that have no embedding for this fingerprint, in first-seen order."""
+    with store.read() as con:
+        con.register("wanted", pa.table({"image_sha256": list(dict.fromkeys(shas))}))
+        present = {
+            r[0]
+            for r in con.execute(
+                "SELECT w.image_sha256 FROM wanted w JOIN image_embeddings e "
+                "ON e.image_sha256 = w.image_sha256 AND e.fingerprint = ?",
+                [fingerprint],
+            ).fetchall()
+        }
+    return [s for s in dict.fromkeys(shas) if s not in present]
+
+
+def put_image_embeddings(store: Store, fingerprint: str, shas: Sequence[str], vectors: np.ndarray) -> None:
+    """Store vectors for images in one transaction; rows already present are left as they are."""
+    with store.write() as con:
+        con.register("incoming", _vectors_table(shas, "image_sha256", fingerprint, vectors))
+        con.execute(
+            "INSERT OR IGNORE INTO image_embeddings SELECT fingerprint, image_sha256, vector FROM incoming"
+        )
+        con.unregister("incoming")
+
+
+def put_text_embeddings(store: Store, fingerprint: str, texts: Sequence[str], vectors: np.ndarray) -> None:
+    with store.write() as con:
+        con.register("incoming", _vectors_table(texts, "text", fingerprint, vectors))
+        con.execute("INSERT OR IGNORE INTO text_embeddings SELECT fingerprint, text, vector FROM incoming")
+        con.unregister("incoming")
+
+
+def text_vectors(store: Store, fingerprint: str, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    """Cached vectors for whichever of `texts` are cached."""
+    with store.read() as con:
+        con.register("wanted", pa.table({"text": list(dict.fromkeys(texts))}))
+        table = con.sql(
+            "SELECT t.text, t.vector FROM text_embeddings t JOIN wanted w ON w.text = t.text "
+            "WHERE t.fingerprint = ?",
+            params=[fingerprint],
+        ).to_arrow_table()
+    matrix = _matrix_from_arrow(table.column("vector"))
+    return dict(zip(table.column("text").to_pylist(), matrix, strict=True))
+
+
+def case_vectors(
+    store: Store, fingerprint: str, dataset: str, splits: Sequence[str] | None = None
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Cases of a dataset that have an embedding for this model, and their (n, d) vectors in the same order.
+
+    Ordered by case_id; a case without an embedding is left out (the frame says which are present).
+    """
+    query = """SELECT c.dataset, c.case_id, c.uid, c.path, c.member, c.image_sha256, c.label, c.patient_id,
+                      c.split, c.attributes, e.vector
+               FROM cases c JOIN image_embeddings e
+                 ON e.image_sha256 = c.image_sha256 AND e.fingerprint = ?
+               WHERE c.dataset = ?"""
+    params: list = [fingerprint, dataset]
+    if splits:
+        query += " AND list_contains(?, c.split)"
+        params.append(list(splits))
+    with store.read() as con:
+        table = con.sql(query + " ORDER BY c.case_id", params=params).to_arrow_table()
+    vectors = _matrix_from_arrow(table.column("vector"))
+    frame = table.drop(["vector"]).to_pandas()
+    return frame, vectors
+
+
+def count_embedded(store: Store, fingerprint: str, dataset: str) -> tuple[int, int]:
+    """(cases with an embedding for this model, cases in the dataset)."""
+    with store.read() as con:
+        row = con.execute(
+            """SELECT count(e.image_sha256), count(*) FROM cases c
+               LEFT JOIN image_embeddings e ON e.image_sha256 = c.image_sha256 AND e.fingerprint = ?
+               WHERE c.dataset = ?""",
+            [fingerprint, dataset],
+        ).fetchone()
+    return int(row[0]), int(row[1])

@@ -1,0 +1,96 @@
+"""Evaluation and training runs, their per-case predictions and per-epoch curves."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from pedclip.errors import PedclipError
+from pedclip.store.db import Store, dumps
+
+RUN_COLUMNS = ("run_id", "kind", "protocol", "model", "fingerprint", "train_dataset", "eval_dataset", "split",
+               "config", "metrics", "status")  # fmt: skip
+
+
+def new_run_id(kind: str) -> str:
+    """Sortable and unique: kind, UTC time, random suffix."""
+    return f"{kind}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+def save_run(store: Store, run: dict, predictions: pd.DataFrame | None = None) -> str:
+    """Insert or replace a run and (when given) its predictions (dataset, case_id, score, predicted, label)."""
+    values = [run.get(c) for c in RUN_COLUMNS]
+    values[RUN_COLUMNS.index("config")] = dumps(run.get("config") or {})
+    values[RUN_COLUMNS.index("metrics")] = dumps(run.get("metrics") or {})
+    values[RUN_COLUMNS.index("status")] = run.get("status") or "done"
+    run_id = run["run_id"]
+    with store.write() as con:
+        con.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
+        con.execute(
+            f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
+            values,
+        )
+        if predictions is not None:
+            con.register("frame", predictions[["dataset", "case_id", "score", "predicted", "label"]])
+            con.execute("DELETE FROM predictions WHERE run_id = ?", [run_id])
+            con.execute(
+                "INSERT INTO predictions SELECT ?, dataset, case_id, score, predicted, label FROM frame",
+                [run_id],
+            )
+    return run_id
+
+
+def save_epoch(store: Store, run_id: str, epoch: int, metrics: dict) -> None:
+    with store.write() as con:
+        con.execute("INSERT OR REPLACE INTO epochs VALUES (?, ?, ?)", [run_id, epoch, dumps(metrics)])
+
+
+def runs_frame(store: Store, kinds: Sequence[str] | None = None) -> pd.DataFrame:
+    """All runs, newest first, config and metrics still JSON text."""
+    query = "SELECT * FROM runs"
+    params: list = []
+    if kinds:
+        query += " WHERE list_contains(?, kind)"
+        params.append(list(kinds))
+    with store.read() as con:
+        return con.execute(query + " ORDER BY created DESC, run_id DESC", params).df()
+
+
+def get_run(store: Store, run_id: str) -> dict:
+    """One run with config and metrics decoded; a prefix that names one run is accepted."""
+    with store.read() as con:
+        cursor = con.execute("SELECT * FROM runs WHERE starts_with(run_id, ?) ORDER BY run_id", [run_id])
+        rows = cursor.fetchall()
+        columns = [d[0] for d in cursor.description]
+    exact = [r for r in rows if r[0] == run_id]
+    if exact:
+        rows = exact
+    if not rows:
+        raise PedclipError(f"unknown run {run_id!r}; list runs with `pedclip runs list`")
+    if len(rows) > 1:
+        raise PedclipError(f"run id {run_id!r} matches {len(rows)} runs; give more of it")
+    run = dict(zip(columns, rows[0], strict=True))
+    run["config"] = json.loads(run["config"])
+    run["metrics"] = json.loads(run["metrics"])
+    return run
+
+
+def predictions_frame(store: Store, run_id: str) -> pd.DataFrame:
+    with store.read() as con:
+        return con.execute(
+            "SELECT * FROM predictions WHERE run_id = ? ORDER BY dataset, case_id", [run_id]
+        ).df()
+
+
+def epochs_frame(store: Store, run_id: str) -> pd.DataFrame:
+    with store.read() as con:
+        frame = con.execute(
+            "SELECT epoch, metrics FROM epochs WHERE run_id = ? ORDER BY epoch", [run_id]
+        ).df()
+    if frame.empty:
+        return frame
+    return pd.concat([frame[["epoch"]], pd.DataFrame([json.loads(m) for m in frame["metrics"]])], axis=1)

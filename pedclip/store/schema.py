@@ -1,0 +1,99 @@
+"""The store's tables and forward migrations. Later issues add migrations; none rewrites an old one."""
+
+from __future__ import annotations
+
+# Each migration is a list of statements; migration i brings the schema from version i to i+1.
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE IF NOT EXISTS datasets (
+            name VARCHAR PRIMARY KEY,
+            source_kind VARCHAR NOT NULL,      -- kermany | study | folders | csv | npz | dicom | synth
+            root VARCHAR NOT NULL,             -- the ingested source, absolute
+            class_names VARCHAR NOT NULL,      -- JSON list, index = label (0 normal, 1 pneumonia)
+            attributes VARCHAR NOT NULL DEFAULT '{}',  -- JSON: site, split origin, seed ...
+            created TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            updated TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )""",
+        """CREATE TABLE IF NOT EXISTS cases (
+            dataset VARCHAR NOT NULL,
+            case_id VARCHAR NOT NULL,          -- stable within the dataset: relative path, or file#member
+            uid BIGINT NOT NULL,               -- stable 63-bit id (hash of dataset, case_id) used by FAISS
+            path VARCHAR NOT NULL,             -- absolute source file
+            member VARCHAR,                    -- address inside the file (npz: 'train:12'), else NULL
+            image_sha256 VARCHAR NOT NULL,     -- of the file bytes, or of the array for npz members
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            mode VARCHAR NOT NULL,             -- PIL mode as decoded (L, RGB, I;16 ...)
+            label INTEGER,                     -- 0 normal, 1 pneumonia; NULL when unknown
+            patient_id VARCHAR,
+            split VARCHAR,                     -- train | val | test
+            source_split VARCHAR,              -- the split the source itself gave, kept when re-split
+            report VARCHAR,                    -- free-text report when the source has one
+            attributes VARCHAR NOT NULL DEFAULT '{}',  -- JSON: pathogen, site, age, sex, view ...
+            PRIMARY KEY (dataset, case_id)
+        )""",
+        """CREATE TABLE IF NOT EXISTS ingest_errors (
+            dataset VARCHAR NOT NULL,
+            path VARCHAR NOT NULL,
+            member VARCHAR,
+            reason VARCHAR NOT NULL,
+            created TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )""",
+        """CREATE TABLE IF NOT EXISTS models (
+            fingerprint VARCHAR PRIMARY KEY,
+            spec VARCHAR NOT NULL,
+            family VARCHAR NOT NULL,           -- openclip | medclip | local | demo
+            dim INTEGER NOT NULL,
+            preprocess VARCHAR NOT NULL,       -- JSON preprocess config
+            dtype VARCHAR NOT NULL,
+            weights VARCHAR,                   -- what identified the weights: file sha256, tag, or untrained seed
+            untrained BOOLEAN NOT NULL DEFAULT false,
+            parent_fingerprint VARCHAR,
+            config VARCHAR NOT NULL DEFAULT '{}',
+            created TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )""",
+        """CREATE TABLE IF NOT EXISTS image_embeddings (
+            fingerprint VARCHAR NOT NULL,
+            image_sha256 VARCHAR NOT NULL,
+            vector FLOAT[] NOT NULL,
+            PRIMARY KEY (fingerprint, image_sha256)
+        )""",
+        """CREATE TABLE IF NOT EXISTS text_embeddings (
+            fingerprint VARCHAR NOT NULL,
+            text VARCHAR NOT NULL,
+            vector FLOAT[] NOT NULL,
+            PRIMARY KEY (fingerprint, text)
+        )""",
+        """CREATE TABLE IF NOT EXISTS runs (
+            run_id VARCHAR PRIMARY KEY,
+            kind VARCHAR NOT NULL,             -- zeroshot | rescore | probe | fewshot | knn | finetune | transfer
+            protocol VARCHAR NOT NULL,         -- sound | paper
+            model VARCHAR NOT NULL,            -- spec as given
+            fingerprint VARCHAR,
+            train_dataset VARCHAR,
+            eval_dataset VARCHAR,
+            split VARCHAR,                     -- evaluated split(s), e.g. test or train+val+test
+            config VARCHAR NOT NULL DEFAULT '{}',
+            metrics VARCHAR NOT NULL DEFAULT '{}',
+            status VARCHAR NOT NULL DEFAULT 'done',
+            created TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )""",
+        """CREATE TABLE IF NOT EXISTS predictions (
+            run_id VARCHAR NOT NULL,
+            dataset VARCHAR NOT NULL,
+            case_id VARCHAR NOT NULL,
+            score DOUBLE NOT NULL,             -- P(pneumonia), or the protocol's score
+            predicted INTEGER NOT NULL,
+            label INTEGER,
+            PRIMARY KEY (run_id, dataset, case_id)
+        )""",
+        """CREATE TABLE IF NOT EXISTS epochs (
+            run_id VARCHAR NOT NULL,
+            epoch INTEGER NOT NULL,
+            metrics VARCHAR NOT NULL,          -- JSON: train_loss, val_loss, val_auroc ...
+            PRIMARY KEY (run_id, epoch)
+        )""",
+    ],
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)

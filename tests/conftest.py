@@ -1,0 +1,35 @@
+"""Shared fixtures: a fresh store per test and the shared real samples when present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pedclip.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """An empty PEDCLIP_HOME."""
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def store(home: Path) -> Store:
+    """A migrated, empty store in a temporary PEDCLIP_HOME."""
+    return Store.open(home)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data when this checkout has it (tests over the whole real sample skip without it)."""
+    if not SHARED_DATA.exists():
+        pytest.skip("../shared/data is not beside this checkout")
+    return SHARED_DATA

@@ -1,0 +1,152 @@
+"""The store: schema, migrations, short-lived connections shared between processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import duckdb
+import numpy as np
+import pytest
+
+from pedclip.errors import PedclipError
+from pedclip.store import Store
+from pedclip.store.cases import CaseRow, case_uid, cases_frame, get_dataset, replace_cases, upsert_dataset
+from pedclip.store.embeddings import case_vectors, missing_images, put_image_embeddings, register_model
+from pedclip.store.runs import get_run, new_run_id, predictions_frame, runs_frame, save_run
+from pedclip.store.schema import SCHEMA_VERSION
+
+TABLES = {"datasets", "cases", "ingest_errors", "models", "image_embeddings", "text_embeddings", "runs",
+          "predictions", "epochs", "schema_version"}  # fmt: skip
+
+
+def _case(case_id: str, sha: str, label: int = 0, **kw) -> CaseRow:
+    return CaseRow(case_id=case_id, path=f"/x/{case_id}", image_sha256=sha, width=4, height=4, mode="L",
+                   label=label, **kw)  # fmt: skip
+
+
+def test_new_store_has_every_table_at_the_current_version(store: Store) -> None:
+    with store.read() as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert tables >= TABLES
+    assert store.schema_version() == SCHEMA_VERSION
+
+
+def test_migrate_twice_is_a_no_op(store: Store) -> None:
+    store.migrate()
+    with store.read() as con:
+        assert con.execute("SELECT count(*) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_newer_schema_is_refused(store: Store) -> None:
+    with store.write() as con:
+        con.execute("INSERT INTO schema_version (version) VALUES (?)", [SCHEMA_VERSION + 5])
+    with pytest.raises(PedclipError, match="newer than this pedclip"):
+        store.migrate()
+
+
+def test_opening_a_missing_store_without_create_names_the_fix(home) -> None:
+    with pytest.raises(PedclipError, match="pedclip demo"):
+        Store.open(home / "nowhere", create=False)
+
+
+def test_replace_cases_reports_added_updated_unchanged_removed(store: Store) -> None:
+    upsert_dataset(store, "d", "csv", "/x", ["normal", "pneumonia"])
+    first = replace_cases(store, "d", [_case("a", "1"), _case("b", "2"), _case("c", "3")])
+    assert (first.added, first.updated, first.unchanged, first.removed) == (3, 0, 0, 0)
+    again = replace_cases(store, "d", [_case("a", "1"), _case("b", "2"), _case("c", "3")])
+    assert (again.added, again.updated, again.unchanged, again.removed) == (0, 0, 3, 0)
+    changed = replace_cases(store, "d", [_case("a", "1"), _case("b", "9", label=1), _case("d", "4")])
+    assert (changed.added, changed.updated, changed.unchanged, changed.removed) == (1, 1, 1, 1)
+    frame = cases_frame(store, "d")
+    assert list(frame["case_id"]) == ["a", "b", "d"]
+    assert frame.set_index("case_id").loc["b", "label"] == 1
+    assert frame.set_index("case_id").loc["a", "uid"] == case_uid("d", "a")
+
+
+def test_user_text_is_never_sql(store: Store) -> None:
+    name = "x'); DROP TABLE cases; --"
+    upsert_dataset(store, name, "csv", "/x", ["normal", "pneumonia"])
+    replace_cases(store, name, [_case("a'--", "1")])
+    assert get_dataset(store, name)["name"] == name
+    assert list(cases_frame(store, name)["case_id"]) == ["a'--"]
+
+
+def test_unknown_dataset_lists_the_known_ones(store: Store) -> None:
+    upsert_dataset(store, "peds", "csv", "/x", ["normal", "pneumonia"])
+    with pytest.raises(PedclipError, match="known datasets: peds"):
+        get_dataset(store, "nope")
+
+
+def test_case_uids_are_stable_and_distinct() -> None:
+    uids = {case_uid("d", f"case{i}") for i in range(10_000)}
+    assert len(uids) == 10_000
+    assert case_uid("d", "a") == case_uid("d", "a") != case_uid("e", "a")
+    assert all(0 <= u < 2**63 for u in uids)
+
+
+def test_vectors_round_trip_in_case_order(store: Store) -> None:
+    upsert_dataset(store, "d", "csv", "/x", ["normal", "pneumonia"])
+    replace_cases(
+        store, "d", [_case("b", "sb", split="test"), _case("a", "sa", split="train"), _case("c", "sa")]
+    )
+    register_model(
+        store, {"fingerprint": "fp", "spec": "t", "family": "t", "dim": 3, "preprocess": {}, "dtype": "fp32"}
+    )
+    vectors = np.arange(6, dtype=np.float32).reshape(2, 3)
+    assert missing_images(store, "fp", ["sa", "sb", "sa"]) == ["sa", "sb"]
+    put_image_embeddings(store, "fp", ["sa", "sb"], vectors)
+    put_image_embeddings(store, "fp", ["sa"], vectors[:1] + 100)  # already present: ignored
+    assert missing_images(store, "fp", ["sa", "sb"]) == []
+    frame, matrix = case_vectors(store, "fp", "d")
+    assert list(frame["case_id"]) == ["a", "b", "c"]  # c shares a's image
+    np.testing.assert_array_equal(matrix, vectors[[0, 1, 0]])
+    test_frame, test_matrix = case_vectors(store, "fp", "d", splits=["test"])
+    assert list(test_frame["case_id"]) == ["b"]
+    np.testing.assert_array_equal(test_matrix, vectors[[1]])
+
+
+def test_runs_and_predictions_round_trip(store: Store) -> None:
+    import pandas as pd
+
+    run_id = new_run_id("zeroshot")
+    preds = pd.DataFrame({"dataset": ["d", "d"], "case_id": ["a", "b"], "score": [0.2, 0.9],
+                          "predicted": [0, 1], "label": [0, 1]})  # fmt: skip
+    save_run(store, {"run_id": run_id, "kind": "zeroshot", "protocol": "sound", "model": "m",
+                     "metrics": {"auroc": 1.0}}, preds)  # fmt: skip
+    assert get_run(store, run_id[:-3])["metrics"] == {"auroc": 1.0}
+    assert list(predictions_frame(store, run_id)["score"]) == [0.2, 0.9]
+    assert runs_frame(store)["run_id"].tolist() == [run_id]
+    with pytest.raises(PedclipError, match="unknown run"):
+        get_run(store, "nope")
+
+
+def test_a_reader_in_another_process_waits_for_a_writer_and_never_sees_a_lock_error(store: Store) -> None:
+    upsert_dataset(store, "d", "csv", "/x", ["normal", "pneumonia"])
+    writer = textwrap.dedent(
+        f"""
+        from pedclip.store import Store
+        from pedclip.store.cases import CaseRow, replace_cases
+        store = Store.open({str(store.paths.home)!r})
+        for i in range(30):
+            rows = [CaseRow(case_id=f"c{{j}}", path="/x", image_sha256=str(j), width=1, height=1, mode="L",
+                            label=0) for j in range(i + 1)]
+            replace_cases(store, "d", rows)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", writer])
+    seen = []
+    while proc.poll() is None:
+        seen.append(len(cases_frame(store, "d")))
+    assert proc.wait() == 0
+    assert seen == sorted(seen)  # only committed states, in order
+    assert len(cases_frame(store, "d")) == 30
+
+
+def test_failed_write_rolls_back(store: Store) -> None:
+    upsert_dataset(store, "d", "csv", "/x", ["normal", "pneumonia"])
+    with pytest.raises(duckdb.Error), store.write() as con:
+        con.execute("DELETE FROM datasets")
+        con.execute("SELECT * FROM no_such_table")
+    assert get_dataset(store, "d")["name"] == "d"
