@@ -189,3 +189,21 @@ def attributes_frame(cases: pd.DataFrame) -> pd.DataFrame:
     if cases.empty:
         return pd.DataFrame(index=cases.index)
     return pd.DataFrame([json.loads(a) for a in cases["attributes"]], index=cases.index)
+
+
+def update_dataset_attributes(store: Store, name: str, updates: dict) -> dict:
+    """Merge `updates` into a dataset's JSON attributes; returns the merged attributes."""
+    attributes = {**get_dataset(store, name)["attributes"], **updates}
+    with store.write() as con:
+        con.execute(
+            "UPDATE datasets SET attributes = ?, updated = now() WHERE name = ?",
+            [dumps(attributes), name],
+        )
+    return attributes
+
+
+def case_splits(store: Store, dataset: str) -> dict[str, str | None]:
+    """{case_id: split} as currently assigned."""
+    with store.read() as con:
+        rows = con.execute("SELECT case_id, split FROM cases WHERE dataset = ?", [dataset]).fetchall()
+    return dict(rows)

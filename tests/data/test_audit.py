@@ -1,0 +1,38 @@
+"""The audit: class balance per split, patients across splits, identical images across splits."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from pedclip.data.audit import audit_cases
+
+
+def _cases(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["case_id", "label", "patient_id", "split", "image_sha256"])
+
+
+def test_clean_dataset_has_no_leakage_and_counts_per_split():
+    report = audit_cases(_cases([
+        ("a", 0, "P1", "train", "h1"), ("b", 1, "P1", "train", "h2"), ("c", 1, "P2", "test", "h3"),
+        ("d", None, None, "val", "h4"), ("e", 0, None, None, "h5"),
+    ]))  # fmt: skip
+    assert not report.leakage
+    assert report.balance["train"] == {"normal": 1, "pneumonia": 1, "unlabelled": 0, "total": 2}
+    assert report.balance["val"]["unlabelled"] == 1
+    assert report.balance["(none)"]["total"] == 1
+    assert list(report.balance) == ["train", "val", "test", "(none)"]
+
+
+def test_shared_patients_and_identical_images_are_found():
+    report = audit_cases(_cases([
+        ("a", 0, "P1", "train", "same"), ("b", 0, "P1", "test", "x"), ("c", 1, "P2", "val", "same"),
+        ("d", 1, "P3", "train", "twin"), ("e", 1, "P4", "train", "twin"),
+    ]))  # fmt: skip
+    assert report.leakage
+    assert report.shared_patients == {"P1": ["test", "train"]}
+    assert report.cross_split_duplicates == [
+        {"image_sha256": "same", "splits": ["train", "val"], "case_ids": ["a", "c"], "labels": [0, 1]}]  # fmt: skip
+    assert report.within_split_duplicate_cases == 1
+    assert report.conflicting_label_duplicates == 1
+    document = report.as_dict(limit=0)
+    assert document["n_shared_patients"] == 1 and document["shared_patients"] == {} and document["leakage"]
