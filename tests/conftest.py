@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tiny_medclip import TinyMedCLIP, build_tiny
 
 from pedclip.store import Store
 
@@ -33,3 +34,22 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip("../shared/data is not beside this checkout")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_medclip_vit(tmp_path_factory) -> TinyMedCLIP:
+    """A tiny Swin + BERT MedCLIP saved in the released layout (pytorch_model.bin, vision/, text/)."""
+    return build_tiny("vit", tmp_path_factory.mktemp("medclip") / "vit")
+
+
+@pytest.fixture(scope="session")
+def tiny_medclip_resnet(tmp_path_factory) -> TinyMedCLIP:
+    return build_tiny("resnet", tmp_path_factory.mktemp("medclip") / "resnet")
+
+
+@pytest.fixture
+def tiny_medclip(tiny_medclip_vit: TinyMedCLIP):
+    """That tiny MedCLIP loaded through the registry, as an Encoder."""
+    from pedclip.models import load_encoder
+
+    return load_encoder("medclip:vit", weights=str(tiny_medclip_vit.folder))

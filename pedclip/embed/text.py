@@ -12,13 +12,35 @@ from pedclip.store.embeddings import put_text_embeddings, register_model, text_v
 
 
 def embed_texts(store: Store, encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
-    """(len(texts), d) normalised vectors for `texts`, encoding and caching only the missing ones."""
+    """(len(texts), d) normalised vectors for `texts` encoded as one group, computing only the missing ones.
+
+    The cache key is the text plus the encoder's `text_context` for this group (empty for CLIP; the padded
+    length for MedCLIP), so a vector is only reused where the model would give exactly the same one.
+    """
     texts = list(texts)
-    cached = text_vectors(store, encoder.fingerprint, texts)
-    missing = [t for t in dict.fromkeys(texts) if t not in cached]
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    context = encoder.text_context(texts)
+    keys = [cache_key(t, context) for t in texts]
+    cached = text_vectors(store, encoder.fingerprint, keys)
+    missing = [k for k in dict.fromkeys(keys) if k not in cached]
     if missing:
-        vectors = encoder.encode_texts(missing)
+        by_key = dict(zip(keys, texts, strict=True))
+        vectors = _encode_in_context(encoder, [by_key[k] for k in missing], texts)
         register_model(store, encoder.describe())
         put_text_embeddings(store, encoder.fingerprint, missing, vectors)
         cached.update(zip(missing, vectors, strict=True))
-    return np.stack([cached[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
+    return np.stack([cached[k] for k in keys])
+
+
+def cache_key(text: str, context: str) -> str:
+    """The `text_embeddings.text` key: the text itself, with the encoding context after a unit separator."""
+    return f"{text}\x1f{context}" if context else text
+
+
+def _encode_in_context(encoder: Encoder, missing: list[str], group: list[str]) -> np.ndarray:
+    if not encoder.text_context(group):  # CLIP: a text's vector does not depend on the others
+        return encoder.encode_texts(missing)
+    vectors = encoder.encode_texts(group)  # MedCLIP: encode the group exactly as it will be used
+    position = {text: i for i, text in enumerate(group)}
+    return vectors[[position[text] for text in missing]]

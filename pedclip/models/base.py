@@ -26,7 +26,8 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 class PreprocessConfig:
     """How an image becomes model input. Part of the fingerprint: change it and vectors are recomputed."""
 
-    kind: str = "resize_crop"  # resize_crop: shortest side to size, centre crop (CLIP); pad_square: MedCLIP
+    # resize_crop: shortest side to size, centre crop (CLIP); pad_square: MedCLIP; squash: both sides to size
+    kind: str = "resize_crop"
     size: int = 224
     mean: tuple[float, ...] = (0.48145466, 0.4578275, 0.40821073)
     std: tuple[float, ...] = (0.26862954, 0.26130258, 0.27577711)
@@ -84,8 +85,10 @@ def geometry(img: Image.Image, config: PreprocessConfig) -> np.ndarray:
         work = _resize_crop(work, config.size, resample)
     elif config.kind == "pad_square":
         work = _pad_square_resize(work, config.size, resample)
+    elif config.kind == "squash":  # open_clip resize_mode="squash" (SigLIP-style): both sides to size
+        work = work.resize((config.size, config.size), resample) if work.size != (config.size,) * 2 else work
     else:
-        raise ValueError(f"unknown preprocess kind {config.kind!r}; expected resize_crop or pad_square")
+        raise ValueError(f"unknown preprocess kind {config.kind!r}; expected resize_crop, pad_square, squash")
     array = np.asarray(work)
     return array if array.dtype == np.uint8 else np.clip(array, 0, 255).astype(np.float32)
 
@@ -173,12 +176,26 @@ class Encoder:
         features = self.image_tower(pixels.to(self.device, self.torch_dtype))
         return l2_normalize(features.float()).cpu().numpy()
 
+    def text_context(self, texts: Sequence[str]) -> str:
+        """What besides a text decides its vector when `texts` are encoded in one call: '' for CLIP;
+        the padded length for MedCLIP, whose pooling averages over padding (audit section 3)."""
+        padded_length = getattr(self.tokenize, "padded_length", None)
+        return f"pad={padded_length(texts)}" if padded_length else ""
+
+    def _tokenize_group(self, chunk: Sequence[str], group: Sequence[str]) -> object:
+        # Pad every chunk to the group's padded length, so chunking never changes a vector.
+        if getattr(self.tokenize, "padded_length", None):
+            return self.tokenize(chunk, pad_to=self.tokenize.padded_length(group))
+        return self.tokenize(chunk)
+
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), dim) normalised vectors, encoded as one call (as MedCLIP's classifier does per class)."""
         texts = list(texts)
         chunks = [texts[i : i + self.text_batch_size] for i in range(0, len(texts), self.text_batch_size)]
         out = [
-            l2_normalize(self.text_tower(_to_device(self.tokenize(c), self.device)).float()) for c in chunks
+            l2_normalize(self.text_tower(_to_device(self._tokenize_group(c, texts), self.device)).float())
+            for c in chunks
         ]
         return torch.cat(out).cpu().numpy() if out else np.zeros((0, 0), dtype=np.float32)
 

@@ -1,0 +1,50 @@
+"""`pedclip models ...`: the model specs the registry knows and whether their weights are here."""
+
+from __future__ import annotations
+
+import typer
+
+from pedclip.cli.common import emit_json, print_table, state
+
+app = typer.Typer(no_args_is_help=True)
+
+WEIGHTS_HELP = (
+    "a local checkpoint file or folder (state dict, safetensors, OpenAI JIT, MedCLIP zip or folder)"
+)
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    weights: str = typer.Option(None, "--weights", help=WEIGHTS_HELP),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
+) -> None:
+    """Every spec family, what each needs, and whether its weights are on disk."""
+    from pedclip.models import list_specs
+
+    rows = list_specs(weights=weights, home=state(ctx).home)
+    if as_json:
+        emit_json({"specs": rows})
+    else:
+        print_table(rows, title="model specs")
+
+
+@app.command("show")
+def show_command(
+    ctx: typer.Context,
+    spec: str = typer.Argument(..., help="e.g. openclip:ViT-B-32-quickgelu/openai, medclip:vit, local:DIR"),
+    weights: str = typer.Option(None, "--weights", help=WEIGHTS_HELP),
+    dtype: str = typer.Option("fp32", "--dtype", help="fp32 | bf16 (weights cast, not autocast)"),
+    device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda:0"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
+) -> None:
+    """Load a spec and print its fingerprint, dimension, preprocessing, dtype and weights identity."""
+    from pedclip.models import load_encoder
+
+    encoder = load_encoder(spec, weights=weights, device=device, dtype=dtype, home=state(ctx).home)
+    document = {**encoder.describe(), "logit_scale": encoder.logit_scale, "device": encoder.device}
+    if as_json:
+        emit_json(document)
+        return
+    for key, value in document.items():
+        typer.echo(f"{key:>18}: {value}")

@@ -1,0 +1,152 @@
+"""`local:DIR` (checkpoints pedclip writes) and `demo:clip|medclip` (the demo's local checkpoints).
+
+A checkpoint folder holds safetensors weights plus `pedclip_model.json` naming the family, the
+architecture, the preprocess config, the parent's fingerprint and the training run. open_clip ones
+also hold open_clip's own `open_clip_config.json`; MedCLIP ones hold the released key layout with
+`vision/config.json` and `text/` (BERT config and tokenizer), so the original package can read them too.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pedclip.config import Paths
+from pedclip.errors import PedclipError
+from pedclip.models.base import Encoder, PreprocessConfig
+from pedclip.models.checkpoint import file_sha256
+from pedclip.models.registry import LoadOptions, register
+from pedclip.models.spec import ModelSpec
+
+MANIFEST = "pedclip_model.json"
+OPENCLIP_WEIGHTS = "open_clip_model.safetensors"
+MEDCLIP_WEIGHTS = "model.safetensors"
+FORMAT_VERSION = 1
+
+
+def save_local(
+    encoder: Encoder, out_dir: str | Path, run_id: str | None = None, extra: dict | None = None
+) -> Path:
+    """Write `encoder`'s current weights as a `local:` checkpoint; the saved model's parent is `encoder`."""
+    from safetensors.torch import save_file
+
+    out = Path(out_dir).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    model = encoder.modules["model"]
+    if encoder.family == "openclip":
+        weights, tokenizer = out / OPENCLIP_WEIGHTS, _save_openclip_config(encoder, out)
+        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    elif encoder.family == "medclip":
+        from pedclip.models import medclip
+        from pedclip.models.medclip_layout import to_released_layout
+
+        weights = out / MEDCLIP_WEIGHTS
+        tokenizer = {**medclip.save_configs(model, encoder.tokenize, encoder.arch["medclip"], out),
+                     **medclip.describe_tokenizer(encoder.tokenize)}  # fmt: skip
+        state = to_released_layout(model)
+    else:
+        raise PedclipError(
+            f"cannot save an encoder of family {encoder.family!r}; expected openclip or medclip"
+        )
+    save_file(state, str(weights), metadata={"format": "pt"})
+    manifest = {"format": FORMAT_VERSION, "family": encoder.family, "arch": encoder.arch, "weights_file": weights.name,
+                "weights_sha256": file_sha256(weights), "preprocess": encoder.preprocess_config.as_dict(),
+                "saved_dtype": encoder.dtype, "parent_fingerprint": encoder.fingerprint, "parent_spec": encoder.spec,
+                "training_run": run_id, "tokenizer": tokenizer, "extra": extra or {}}  # fmt: skip
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    return out
+
+
+def _save_openclip_config(encoder: Encoder, out: Path) -> dict:
+    from pedclip.models.openclip import open_clip_module
+
+    model = encoder.modules["model"]
+    name = encoder.arch.get("open_clip")
+    model_cfg = encoder.arch.get("open_clip_config") or open_clip_module().get_model_config(name)
+    if not model_cfg:
+        raise PedclipError(f"cannot find the open_clip config of {encoder.spec!r} to save beside its weights")
+    config = {"model_cfg": model_cfg, "preprocess_cfg": dict(model.visual.preprocess_cfg)}
+    (out / "open_clip_config.json").write_text(json.dumps(config, indent=2, default=list))
+    return {"kind": "open_clip", "source": getattr(encoder.tokenize, "source", name), "model_cfg_name": name}
+
+
+def read_manifest(folder: Path) -> dict:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise PedclipError(
+            f"{str(folder)!r} is not a pedclip checkpoint (no {MANIFEST}); pass a folder written by pedclip train"
+        )
+    return json.loads(path.read_text())
+
+
+def load_folder(folder: Path, spec: str, options: LoadOptions) -> Encoder:
+    """A checkpoint folder -> Encoder; weights identity is the sha256 of its safetensors file."""
+    manifest = read_manifest(folder)
+    weights = folder / manifest["weights_file"]
+    if not weights.is_file():
+        raise PedclipError(
+            f"checkpoint {str(folder)!r} lacks its weights file {manifest['weights_file']}; rewrite it"
+        )
+    weights_id, parent = file_sha256(weights), manifest.get("parent_fingerprint")
+    preprocess = PreprocessConfig(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in manifest["preprocess"].items()}
+    )
+    if manifest["family"] == "openclip":
+        from pedclip.models.openclip import open_clip_module, tokenizer_for, wrap_model
+
+        model = open_clip_module().create_model(f"local-dir:{folder}", precision="fp32", device="cpu")
+        return wrap_model(spec, model, manifest["arch"], weights_id, options, tokenizer_for(f"local-dir:{folder}"),
+                          untrained=False, parent=parent, preprocess=preprocess)  # fmt: skip
+    if manifest["family"] == "medclip":
+        from pedclip.models.medclip import WeightsSource, build_from_source, wrap_medclip
+
+        model, tokenize, arch = build_from_source(
+            manifest["arch"]["medclip"], WeightsSource(weights, folder=folder)
+        )
+        return wrap_medclip(spec, model, tokenize, arch, weights_id, options, parent=parent)
+    raise PedclipError(
+        f"checkpoint {str(folder)!r} has unknown family {manifest['family']!r}; expected openclip or medclip"
+    )
+
+
+@register("local", lister=lambda options: list_local(options))
+def load_local(spec: ModelSpec, options: LoadOptions) -> Encoder:
+    folder = Path(spec.name).expanduser()
+    if not folder.is_dir():
+        raise PedclipError(
+            f"local checkpoint folder {spec.name!r} does not exist; pass a folder written by pedclip train"
+        )
+    return load_folder(folder.resolve(), f"local:{folder.resolve()}", options)
+
+
+def demo_folder(name: str, home: Path | None) -> Path:
+    return Paths.at(home).checkpoints / f"demo-{name}"
+
+
+@register("demo", lister=lambda options: list_demo(options))
+def load_demo(spec: ModelSpec, options: LoadOptions) -> Encoder:
+    folder = demo_folder(spec.name, options.home)
+    if not (folder / MANIFEST).is_file():
+        raise PedclipError(
+            f"demo model {spec} is not built yet ({folder} is missing); run `pedclip demo` first"
+        )
+    return load_folder(folder, str(spec), options)
+
+
+def list_local(options: LoadOptions) -> list[dict]:
+    root = Paths.at(options.home).checkpoints
+    folders = sorted(p.parent for p in root.glob(f"*/{MANIFEST}")) if root.is_dir() else []
+    rows = [{"spec": f"local:{p}", "family": "local", "needs": "nothing", "weights_present": True, "weights_at": str(p)}
+            for p in folders if not p.name.startswith("demo-")]  # fmt: skip
+    return rows or [{"spec": "local:DIR", "family": "local", "needs": "a folder written by pedclip train",
+                     "weights_present": None, "weights_at": ""}]  # fmt: skip
+
+
+def list_demo(options: LoadOptions) -> list[dict]:
+    rows = []
+    for name in ("clip", "medclip"):
+        folder = demo_folder(name, options.home)
+        present = (folder / MANIFEST).is_file()
+        rows.append({"spec": f"demo:{name}", "family": "demo", "needs": "run `pedclip demo` once",
+                     "weights_present": present, "weights_at": str(folder) if present else ""})  # fmt: skip
+    return rows

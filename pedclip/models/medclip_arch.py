@@ -1,0 +1,82 @@
+"""MedCLIP's modules rebuilt on transformers and torchvision, with the released module tree and names.
+
+Tree (audit section 3): vision_model.{model, projection_head} | text_model.{model, projection_head} |
+logit_scale. Forward passes follow mc:modeling_medclip.py exactly, without `.cuda()` or downloads.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+LOGIT_SCALE_MAX = 4.6052  # MedCLIP clamps log(scale) to [0, ln 100] on every call
+PROJECTION_DIM = 512
+RESNET50_LAYERS = (3, 4, 6, 3)
+
+
+class VisionViT(nn.Module):
+    """MedCLIPVisionModelViT: Swin pooler output (mean of tokens after the last LayerNorm) -> projection."""
+
+    def __init__(self, swin_config, projection_dim: int = PROJECTION_DIM):
+        super().__init__()
+        from transformers import SwinModel
+
+        self.model = SwinModel(swin_config)
+        self.projection_head = nn.Linear(swin_config.hidden_size, projection_dim, bias=False)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        if pixel_values.shape[1] == 1:  # MedCLIP feeds 1-channel images and repeats them here
+            pixel_values = pixel_values.repeat((1, 3, 1, 1))
+        return self.projection_head(self.model(pixel_values=pixel_values).pooler_output)
+
+
+class VisionResNet(nn.Module):
+    """MedCLIPVisionModel: torchvision ResNet-50 whose fc is the projection (2048 -> 512, no bias)."""
+
+    def __init__(self, layers: tuple[int, ...] = RESNET50_LAYERS, projection_dim: int = PROJECTION_DIM):
+        super().__init__()
+        from torchvision.models.resnet import Bottleneck, ResNet
+
+        self.model = ResNet(Bottleneck, list(layers))
+        self.model.fc = nn.Linear(self.model.fc.in_features, projection_dim, bias=False)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        if pixel_values.shape[1] == 1:
+            pixel_values = pixel_values.repeat((1, 3, 1, 1))
+        return self.model(pixel_values)
+
+
+class Text(nn.Module):
+    """MedCLIPTextModel: mean over ALL positions (padding included) of BERT layers 1, 2 and last, averaged,
+    then projected. The padded length therefore changes the embedding (tokenize with padding=True)."""
+
+    def __init__(self, bert_config, projection_dim: int = PROJECTION_DIM):
+        super().__init__()
+        from transformers import BertModel
+
+        self.model = BertModel(bert_config)  # with pooler, as AutoModel built it
+        self.projection_head = nn.Linear(bert_config.hidden_size, projection_dim, bias=False)
+
+    def forward(self, tokens: dict) -> torch.Tensor:
+        output = self.model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"],
+                            output_hidden_states=True)  # fmt: skip
+        hidden = output.hidden_states
+        stacked = torch.stack([hidden[1], hidden[2], hidden[-1]])  # (3, B, L, H)
+        return self.projection_head(stacked.permute(1, 0, 2, 3).mean(2).mean(1))
+
+
+class MedCLIP(nn.Module):
+    """MedCLIPModel's state-dict root: vision_model, text_model, logit_scale."""
+
+    def __init__(self, vision_model: nn.Module, text_model: nn.Module):
+        super().__init__()
+        self.vision_model = vision_model
+        self.text_model = text_model
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+
+    def clamp_logit_scale(self) -> None:
+        """MedCLIP clamps in place before every logit computation; training should call this each step."""
+        with torch.no_grad():
+            self.logit_scale.clamp_(0, LOGIT_SCALE_MAX)

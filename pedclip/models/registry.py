@@ -1,0 +1,99 @@
+"""One registry: spec family -> loader. `load_encoder(spec)` is the only way models are built.
+
+Each family module registers itself with `@register(family, lister=...)`; the lister says which specs
+of that family exist, what they need and whether their weights are on disk (for `pedclip models list`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pedclip.errors import PedclipError
+from pedclip.models.base import Encoder
+from pedclip.models.spec import FAMILIES, ModelSpec, parse_spec
+
+FAMILY_MODULES = {"openclip": "openclip", "medclip": "medclip", "local": "local", "demo": "local"}
+LOAD_DTYPES = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load a spec: weights file or folder (--weights), device, dtype, PEDCLIP_HOME, untrained seed."""
+
+    weights: Path | None = None
+    device: str = "cpu"
+    dtype: str = "fp32"  # fp32 | bf16 (bf16 casts the weights; no autocast)
+    home: Path | None = None
+    seed: int = 0  # only for untrained (random) weights
+
+
+Loader = Callable[[ModelSpec, LoadOptions], Encoder]
+Lister = Callable[[LoadOptions], list[dict]]
+
+
+@dataclass(frozen=True)
+class Family:
+    loader: Loader
+    lister: Lister | None
+
+
+_FAMILIES: dict[str, Family] = {}
+
+
+def register(family: str, lister: Lister | None = None) -> Callable[[Loader], Loader]:
+    """Decorator: make `loader` the loader of `family` (one of spec.FAMILIES)."""
+
+    def wrap(loader: Loader) -> Loader:
+        if family not in FAMILIES:
+            raise ValueError(f"family {family!r} is not in spec.FAMILIES {FAMILIES}")
+        _FAMILIES[family] = Family(loader, lister)
+        return loader
+
+    return wrap
+
+
+def family_loader(family: str) -> Family:
+    if family not in _FAMILIES:
+        importlib.import_module(f"pedclip.models.{FAMILY_MODULES[family]}")
+    return _FAMILIES[family]
+
+
+def load_encoder(
+    spec: str,
+    *,
+    weights: str | Path | None = None,
+    device: str = "cpu",
+    dtype: str = "fp32",
+    home: str | Path | None = None,
+    seed: int = 0,
+) -> Encoder:
+    """Build the `Encoder` a spec names (see `pedclip models list`), in eval mode on `device`."""
+    if dtype not in LOAD_DTYPES:
+        raise PedclipError(f"unknown dtype {dtype!r}; expected one of: {', '.join(LOAD_DTYPES)}")
+    parsed = parse_spec(spec)
+    options = LoadOptions(
+        weights=Path(weights).expanduser() if weights else None,
+        device=str(device),
+        dtype=dtype,
+        home=Path(home) if home is not None else None,
+        seed=seed,
+    )
+    if options.weights is not None and not options.weights.exists():
+        raise PedclipError(
+            f"weights path {str(options.weights)!r} does not exist; pass an existing file or folder"
+        )
+    return family_loader(parsed.family).loader(parsed, options)
+
+
+def list_specs(weights: str | Path | None = None, home: str | Path | None = None) -> list[dict]:
+    """Rows {spec, family, needs, weights_present, weights_at} for every known spec family."""
+    options = LoadOptions(weights=Path(weights) if weights else None, home=Path(home) if home else None)
+    rows: list[dict] = []
+    for family in FAMILIES:
+        lister = family_loader(family).lister
+        if lister is not None:
+            rows.extend(lister(options))
+    return rows
