@@ -1,0 +1,1 @@
+"""pedclip.dashboard"""

@@ -1,0 +1,240 @@
+"""The dashboard's one door to the store and the library. No streamlit here, so every function is testable.
+
+Reads go through `pedclip.store` functions (parameterised queries, short-lived read connections), so a
+page sees the last committed state while `pedclip embed` or `pedclip finetune` writes. Each call into
+another part of pedclip (rescoring, neighbours, encoders, decoding, metrics) sits behind one small
+function below, so that the pages never import those modules themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pedclip.config import Paths
+from pedclip.store import Store
+from pedclip.store import cases as store_cases
+from pedclip.store import embeddings as store_embeddings
+from pedclip.store import runs as store_runs
+
+CASE_FIELDS = [
+    "dataset",
+    "case_id",
+    "path",
+    "member",
+    "image_sha256",
+    "label",
+    "patient_id",
+    "split",
+    "attributes",
+]
+
+
+def open_store(home: str | Path | None) -> Store:
+    """The store under `home` without creating or migrating it: the dashboard never writes the schema."""
+    return Store(Paths.at(home))
+
+
+@dataclass(frozen=True)
+class StoreSummary:
+    exists: bool
+    datasets: int = 0
+    cases: int = 0
+    runs: int = 0
+    models: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not self.exists or self.cases == 0
+
+
+def summary(store: Store) -> StoreSummary:
+    if not store.exists:
+        return StoreSummary(exists=False)
+    try:
+        store.schema_version()
+    except Exception:  # noqa: BLE001 - a file no pedclip command has migrated yet holds nothing to show
+        return StoreSummary(exists=False)
+    frame = store_cases.list_datasets(store)
+    return StoreSummary(
+        exists=True,
+        datasets=len(frame),
+        cases=int(frame["n_cases"].sum()) if len(frame) else 0,
+        runs=len(store_runs.runs_frame(store)),
+        models=len(store_embeddings.models_frame(store)),
+    )
+
+
+def runs_table(store: Store) -> pd.DataFrame:
+    """Every run, newest first (config and metrics as JSON text)."""
+    return store_runs.runs_frame(store)
+
+
+def run_info(store: Store, run_id: str) -> dict:
+    return store_runs.get_run(store, run_id)
+
+
+def datasets_table(store: Store) -> pd.DataFrame:
+    return store_cases.list_datasets(store)
+
+
+def dataset_cases(store: Store, dataset: str) -> pd.DataFrame:
+    return store_cases.cases_frame(store, dataset)
+
+
+def ingest_errors(store: Store) -> pd.DataFrame:
+    return store_cases.ingest_errors_frame(store)
+
+
+def run_cases(store: Store, run_id: str) -> pd.DataFrame:
+    """A run's predictions joined to their cases (patient, split, attributes, image address)."""
+    predictions = store_runs.predictions_frame(store, run_id)
+    if predictions.empty:
+        return predictions
+    parts = []
+    for dataset in predictions["dataset"].unique():
+        cases = store_cases.cases_frame(store, dataset).drop(columns=["label"])
+        parts.append(
+            predictions[predictions["dataset"] == dataset].merge(cases, on=["dataset", "case_id"], how="left")
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def predictions_for_cases(store: Store, dataset: str, case_ids: Sequence[str]) -> pd.DataFrame:
+    """Every run's prediction for these cases: case_id, run_id, kind, model, score, predicted."""
+    runs = store_runs.runs_frame(store)
+    rows = []
+    wanted = set(case_ids)
+    for run in runs.itertuples():
+        if run.eval_dataset not in (None, dataset) and dataset not in str(run.eval_dataset):
+            continue
+        predictions = store_runs.predictions_frame(store, run.run_id)
+        hits = predictions[(predictions["dataset"] == dataset) & predictions["case_id"].isin(wanted)]
+        for hit in hits.itertuples():
+            rows.append({"case_id": hit.case_id, "run_id": run.run_id, "kind": run.kind, "model": run.model,
+                         "score": hit.score, "predicted": hit.predicted})  # fmt: skip
+    return pd.DataFrame(rows, columns=["case_id", "run_id", "kind", "model", "score", "predicted"])
+
+
+def embedded_models(store: Store) -> pd.DataFrame:
+    """Models with image embeddings: fingerprint, spec, family, dim, dataset, embedded, cases."""
+    models = store_embeddings.models_frame(store)
+    datasets = store_cases.list_datasets(store)["name"].tolist()
+    rows = []
+    for model in models.itertuples():
+        for dataset in datasets:
+            embedded, total = store_embeddings.count_embedded(store, model.fingerprint, dataset)
+            if embedded:
+                rows.append({"fingerprint": model.fingerprint, "spec": model.spec, "family": model.family,
+                             "dim": model.dim, "dataset": dataset, "embedded": embedded, "cases": total})  # fmt: skip
+    return pd.DataFrame(
+        rows, columns=["fingerprint", "spec", "family", "dim", "dataset", "embedded", "cases"]
+    )
+
+
+def case_vectors(store: Store, fingerprint: str, dataset: str, splits: Sequence[str] | None = None):
+    """(cases frame, (n, d) vectors) of the cached image embeddings; never encodes an image."""
+    return store_embeddings.case_vectors(store, fingerprint, dataset, splits)
+
+
+def paper_tables(paths: Paths) -> list[Path]:
+    """The tables `pedclip paper` wrote under reports/ (CSV, Markdown, JSON), sorted by name."""
+    if not paths.reports.is_dir():
+        return []
+    found = [
+        p for p in paths.reports.rglob("*") if p.suffix.lower() in (".csv", ".md", ".json") and p.is_file()
+    ]
+    return sorted(found)
+
+
+# ---- calls into the rest of pedclip: one function each ------------------------------------------------
+
+
+def neighbours(store: Store, fingerprint: str, dataset: str, queries: np.ndarray, k: int,
+               exclude_uids: Sequence[int] = ()) -> pd.DataFrame:  # fmt: skip
+    """The k nearest embedded cases of `dataset` per query row: query, rank, case_id, label, similarity, distance."""
+    from pedclip.store.index import neighbors
+
+    return neighbors(store, fingerprint, dataset, queries, k, exclude_uids)
+
+
+def case_query(store: Store, fingerprint: str, dataset: str, case_id: str) -> tuple[int, np.ndarray]:
+    """(uid, cached vector) of one case, to ask for its neighbours."""
+    from pedclip.store.index import case_query as index_case_query
+
+    return index_case_query(store, fingerprint, dataset, case_id)
+
+
+def load_encoder(spec: str, home: str | Path | None = None):
+    """The model registry's Encoder for `spec` (the caller caches it once per process)."""
+    from pedclip.models import load_encoder as registry_load
+
+    return registry_load(spec, home=home)
+
+
+def decode_upload(data: bytes, name: str):
+    """An uploaded file decoded with ingest's guarded decoder (size, pixel and format limits)."""
+    from pedclip.data.imaging import load_image_bytes
+
+    return load_image_bytes(data, name)
+
+
+def encode_image(encoder, image) -> np.ndarray:
+    """(1, d) normalised vector for one PIL image, with the model's own preprocessing."""
+    return encoder.encode_images(encoder.preprocess(image)[None])
+
+
+def prompt_sets() -> dict[str, dict[str, list[str]]]:
+    """Shipped prompt sets that score two classes: name -> {class name: [prompts]}."""
+    from pedclip.eval.prompts import list_prompt_sets
+
+    return {
+        p.name: {k: list(v) for k, v in p.classes.items()} for p in list_prompt_sets() if len(p.classes) == 2
+    }
+
+
+@dataclass(frozen=True)
+class Rescored:
+    """What the prompt lab shows: predictions, metrics and run row, and flips/deltas against a baseline."""
+
+    predictions: pd.DataFrame  # dataset, case_id, score, predicted, label, split, patient_id, attributes
+    metrics: dict  # name -> {"value", "lo", "hi"} as runs store them
+    run: dict
+    flipped: pd.DataFrame | None = None  # dataset, case_id, label, score_a, score_b, predicted_a/_b, now
+    deltas: dict | None = None  # name -> {"value", "lo", "hi"}: these prompts minus the baseline
+
+
+def rescore(
+    store: Store, encoder, dataset: str, prompts: dict[str, list[str]], split: str, baseline_run: str | None
+) -> Rescored:
+    """Every cached image of the split rescored with these prompts: the same function as `pedclip rescore`."""
+    from pedclip.eval.rescore import rescore as eval_rescore
+
+    out = eval_rescore(store, encoder, dataset, prompts, split=split, baseline_run=baseline_run)
+    comparison = out.comparison
+    return Rescored(
+        predictions=out.result.predictions,
+        metrics={k: m.as_dict() for k, m in out.metrics.items()},
+        run=out.result.run,
+        flipped=None if comparison is None else comparison.flipped,
+        deltas=None if comparison is None else {k: m.as_dict() for k, m in comparison.deltas.items()},
+    )
+
+
+def save_rescore(store: Store, rescored: Rescored, name: str) -> str:
+    """Save a prompt-lab result as a run (kind rescore) and return its id."""
+    run = dict(rescored.run)
+    run["run_id"] = store_runs.new_run_id("rescore")
+    run["config"] = {**run.get("config", {}), "name": name, "source": "dashboard prompt lab"}
+    return store_runs.save_run(store, run, rescored.predictions)
+
+
+def load_case_image(path: str, member: str | None):
+    """A case's image through the one guarded decoder (only called with a path read from `cases`)."""
+    from pedclip.data.imaging import load_image
+
+    return load_image(path, member)

@@ -1,0 +1,45 @@
+"""The dashboard's entry script: `pedclip dashboard` runs it with `streamlit run` (PEDCLIP_HOME set).
+
+An empty or missing store gets one page saying what to run first instead of the seven pages.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pedclip.dashboard import ui
+
+PAGES = (
+    ("views/runs.py", "Runs", ":material/table_chart:"),
+    ("views/metrics.py", "Metrics", ":material/monitoring:"),
+    ("views/errors.py", "Errors", ":material/error:"),
+    ("views/neighbours.py", "Neighbours", ":material/hub:"),
+    ("views/prompt_lab.py", "Prompt lab", ":material/edit_note:"),
+    ("views/embedding_map.py", "Embedding map", ":material/scatter_plot:"),
+    ("views/data.py", "Data", ":material/database:"),
+)
+
+
+def empty_store_page() -> None:
+    st.title("pedclip")
+    st.warning("This store has no cases yet.")
+    st.markdown(
+        f"The dashboard reads the store at `{ui.paths().db}`, and there is nothing in it to show.\n\n"
+        "Run **`pedclip demo`** first (it builds a small synthetic study offline), or ingest and embed a "
+        "dataset with `pedclip data ingest` and `pedclip embed`, then reload this page."
+    )
+
+
+def main() -> None:
+    st.set_page_config(page_title="pedclip", page_icon=":material/pulmonology:", layout="wide")
+    summary = ui.summary()
+    if summary.empty:
+        st.navigation([st.Page(empty_store_page, title="Start here", url_path="start")]).run()
+        return
+    st.sidebar.caption(
+        f"`{ui.paths().home}` · {summary.datasets} datasets · {summary.cases} cases · {summary.runs} runs"
+    )
+    st.navigation([st.Page(path, title=title, icon=icon) for path, title, icon in PAGES]).run()
+
+
+main()

@@ -1,0 +1,171 @@
+"""What the pages share: the store they read, cached reads, pickers, galleries and the encoder cache.
+
+Reads are cached for a few seconds only (`READ_TTL_S`), so a page shows the store's last committed
+state while a writer runs, without hitting DuckDB on every widget change.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pandas as pd
+import streamlit as st
+
+from pedclip.config import HOME_ENV, Paths
+from pedclip.dashboard import access, analysis, thumbs
+from pedclip.errors import PedclipError
+
+READ_TTL_S = 5
+NEIGHBOURS_PAGE = "views/neighbours.py"
+FOCUS_KEY = "focus_case"
+
+
+def home() -> str:
+    """The PEDCLIP_HOME this dashboard serves (set by `pedclip dashboard --home`)."""
+    return str(Paths.at(os.environ.get(HOME_ENV)).home)
+
+
+def paths() -> Paths:
+    return Paths.at(home())
+
+
+def store():
+    return access.open_store(home())
+
+
+@st.cache_data(ttl=READ_TTL_S, show_spinner=False, max_entries=256)
+def _read(name: str, home_dir: str, *args):
+    # One cached function for every read: streamlit keys a cache by function, and the name is in the key.
+    return getattr(access, name)(access.open_store(home_dir), *args)
+
+
+def _cached(fn: Callable) -> Callable:
+    """`access.fn(store, *args)` as a cached `f(*args)` keyed by the home and the arguments."""
+
+    def call(*args):
+        return _read(fn.__name__, home(), *args)
+
+    call.__name__ = fn.__name__
+    return call
+
+
+summary = _cached(access.summary)
+runs_table = _cached(access.runs_table)
+run_cases = _cached(access.run_cases)
+run_info = _cached(access.run_info)
+datasets_table = _cached(access.datasets_table)
+dataset_cases = _cached(access.dataset_cases)
+ingest_errors = _cached(access.ingest_errors)
+embedded_models = _cached(access.embedded_models)
+case_vectors = _cached(access.case_vectors)
+predictions_for_cases = _cached(access.predictions_for_cases)
+
+
+@st.cache_resource(max_entries=2, show_spinner="loading the model once for this dashboard ...")
+def encoder(spec: str, home_dir: str):
+    """The model for uploads and prompts, loaded once per process and spec."""
+    return access.load_encoder(spec, home_dir)
+
+
+def model_encoder(model: dict):
+    """The encoder of a model row, checked to be the one that made the cached embeddings."""
+    loaded = encoder(model["spec"], home())
+    if loaded.fingerprint != model["fingerprint"]:
+        raise PedclipError(
+            f"model {model['spec']} loads here with fingerprint {loaded.fingerprint}, not {model['fingerprint']} "
+            "that these embeddings were made with; pick a model whose weights are on this machine"
+        )
+    return loaded
+
+
+def guard(render: Callable[[], None]) -> None:
+    """Run a page; a user-fixable error is shown as one line, not a traceback."""
+    try:
+        render()
+    except PedclipError as exc:
+        st.error(str(exc))
+
+
+def run_label(runs: pd.DataFrame) -> Callable[[str], str]:
+    by_id = runs.set_index("run_id")
+
+    def label(run_id: str) -> str:
+        row = by_id.loc[run_id]
+        return f"{run_id} · {row['model']} · {row['eval_dataset']}/{row['split']}"
+
+    return label
+
+
+def runs_with_predictions() -> pd.DataFrame:
+    runs = runs_table()
+    return runs[runs["kind"].notna()].reset_index(drop=True)
+
+
+def pick_model_dataset(key: str) -> tuple[dict, str] | None:
+    """A model with cached image embeddings and one of its datasets; None (with a note) when there is none."""
+    models = embedded_models()
+    if models.empty:
+        st.info("No image embeddings yet: run `pedclip embed` (or `pedclip demo`).")
+        return None
+    labels = {
+        f"{r.spec} ({r.fingerprint[:8]})": r.fingerprint
+        for r in models.drop_duplicates("fingerprint").itertuples()
+    }
+    left, right = st.columns(2)
+    chosen = left.selectbox("Model", list(labels), key=f"{key}_model")
+    fingerprint = labels[chosen]
+    mine = models[models["fingerprint"] == fingerprint]
+    dataset = right.selectbox("Dataset", mine["dataset"].tolist(), key=f"{key}_dataset")
+    row = mine[mine["dataset"] == dataset].iloc[0].to_dict()
+    st.caption(f"{row['embedded']} of {row['cases']} cases embedded · dimension {row['dim']}")
+    return row, dataset
+
+
+def thumbnail(case: dict) -> bytes | None:
+    try:
+        return thumbs.case_thumbnail(paths(), case, access.load_case_image)
+    except PedclipError:
+        return None
+
+
+def gallery(cases: pd.DataFrame, caption: Callable[[dict], str], key: str, columns: int = 6) -> None:
+    """Thumbnails in a grid, each with a caption and a button that opens its neighbours."""
+    rows = cases.to_dict("records")
+    for start in range(0, len(rows), columns):
+        cols = st.columns(columns)
+        for col, case in zip(cols, rows[start : start + columns], strict=False):
+            image = thumbnail(case)
+            if image is None:
+                col.warning(f"{case['case_id']}: image unreadable")
+            else:
+                col.image(image, width="stretch")
+            col.caption(caption(case))
+            if col.button("neighbours", key=f"{key}_{case['dataset']}_{case['case_id']}"):
+                open_neighbours(case["dataset"], case["case_id"])
+
+
+def open_neighbours(dataset: str, case_id: str) -> None:
+    st.session_state[FOCUS_KEY] = {"dataset": dataset, "case_id": case_id}
+    st.switch_page(NEIGHBOURS_PAGE, query_params={"dataset": dataset, "case": case_id})
+
+
+def case_caption(case: dict) -> str:
+    label = {0: "normal", 1: "pneumonia"}.get(case.get("label"), "unlabelled")
+    patient = case.get("patient_id") or "?"
+    text = f"{case['case_id']} · {label} · patient {patient}"
+    return (
+        f"{text} · score {case['score']:.3f}" if "score" in case and case["score"] == case["score"] else text
+    )
+
+
+def metric_cards(
+    metrics: dict, names: tuple[str, ...] = ("auroc", "recall", "specificity", "accuracy")
+) -> None:
+    titles = {"auroc": "AUROC", "recall": "Sensitivity", "specificity": "Specificity", "accuracy": "Accuracy",
+              "auprc": "AUPRC", "f1": "F1"}  # fmt: skip
+    for col, name in zip(st.columns(len(names)), names, strict=True):
+        value, low, high = analysis.headline(metrics, name)
+        col.metric(titles.get(name, name), "n/a" if value is None else f"{value:.3f}")
+        if low is not None and high is not None:
+            col.caption(f"95% CI [{low:.3f}, {high:.3f}]")

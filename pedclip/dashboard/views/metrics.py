@@ -1,0 +1,102 @@
+"""Metrics: ROC and PR with the operating point, calibration, confusion matrix and slices for chosen runs."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from pedclip.dashboard import analysis, ui
+
+
+def curves(frames: dict, threshold: float) -> None:
+    roc, pr, cal = go.Figure(), go.Figure(), go.Figure()
+    roc.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, name="chance")
+    cal.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, name="perfect")
+    for run_id, frame in frames.items():
+        y, s = frame["label"].to_numpy(), frame["score"].to_numpy()
+        point = analysis.operating_point(y, s, threshold)
+        auc = analysis.safe_auroc(y, s)
+        r = analysis.roc_points(y, s)
+        roc.add_scatter(x=r["fpr"], y=r["tpr"], mode="lines", name=f"{run_id[:28]} (AUROC {auc:.3f})")
+        roc.add_scatter(x=[1 - point.specificity], y=[point.sensitivity], mode="markers", marker={"size": 11},
+                        name=f"operating point @ {threshold:.2f}")  # fmt: skip
+        p = analysis.pr_points(y, s)
+        pr.add_scatter(x=p["recall"], y=p["precision"], mode="lines", name=run_id[:28])
+        pr.add_scatter(x=[point.sensitivity], y=[point.precision], mode="markers", marker={"size": 11},
+                       name=f"operating point @ {threshold:.2f}")  # fmt: skip
+        b = analysis.reliability_bins(y, s)
+        cal.add_scatter(x=b["predicted"], y=b["observed"], mode="lines+markers", name=run_id[:28],
+                        text=b["n"].map(lambda n: f"n={n}"))  # fmt: skip
+    layout = {
+        "height": 420,
+        "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+        "legend": {"orientation": "h", "y": -0.3, "yanchor": "top"},
+    }
+    roc.update_layout(title="ROC", xaxis_title="1 - specificity", yaxis_title="sensitivity", **layout)
+    pr.update_layout(title="Precision-recall", xaxis_title="recall", yaxis_title="precision", **layout)
+    cal.update_layout(title="Calibration", xaxis_title="mean predicted P(pneumonia)", yaxis_title="observed rate",
+                      **layout)  # fmt: skip
+    for col, fig in zip(st.columns(3), (roc, pr, cal), strict=True):
+        col.plotly_chart(fig, width="stretch")
+
+
+def operating_points(frames: dict, threshold: float) -> None:
+    st.subheader(f"At threshold {threshold:.2f}")
+    for run_id, frame in frames.items():
+        point = analysis.operating_point(frame["label"].to_numpy(), frame["score"].to_numpy(), threshold)
+        left, right = st.columns([2, 1])
+        with left:
+            st.markdown(f"**{run_id}**")
+            cols = st.columns(4)
+            cols[0].metric("Sensitivity", f"{point.sensitivity:.3f}")
+            cols[1].metric("Specificity", f"{point.specificity:.3f}")
+            cols[2].metric("Precision", f"{point.precision:.3f}")
+            cols[3].metric("Accuracy", f"{point.accuracy:.3f}")
+        matrix = go.Figure(go.Heatmap(z=point.matrix(), x=["predicted normal", "predicted pneumonia"],
+                                      y=["normal", "pneumonia"], text=point.matrix(), texttemplate="%{text}",
+                                      colorscale="Blues", showscale=False))  # fmt: skip
+        matrix.update_layout(
+            height=220, margin={"l": 10, "r": 10, "t": 10, "b": 10}, yaxis={"autorange": "reversed"}
+        )
+        right.plotly_chart(matrix, width="stretch", key=f"confusion_{run_id}")
+
+
+def slices(frames: dict, threshold: float) -> None:
+    st.subheader("Metrics by slice")
+    first = next(iter(frames.values()))
+    columns = analysis.slice_columns(first)
+    column = st.selectbox("Slice by", columns, key="metrics_slice")
+    for run_id, frame in frames.items():
+        st.caption(run_id)
+        st.dataframe(analysis.slice_table(frame, column, threshold).round(3), hide_index=True)
+
+
+def render() -> None:
+    st.title("Metrics")
+    runs = ui.runs_with_predictions()
+    if runs.empty:
+        st.info("No runs yet: run `pedclip eval zeroshot` (or `pedclip demo`).")
+        return
+    chosen = st.multiselect("Runs", runs["run_id"].tolist(), default=runs["run_id"].tolist()[:1],
+                            format_func=ui.run_label(runs), key="metrics_runs")  # fmt: skip
+    if not chosen:
+        st.info("Choose one or more runs.")
+        return
+    frames = {
+        run_id: analysis.expand_attributes(ui.run_cases(run_id).dropna(subset=["label"])) for run_id in chosen
+    }
+    frames = {k: v for k, v in frames.items() if not v.empty}
+    if not frames:
+        st.warning("These runs have no labelled predictions to measure.")
+        return
+    start = analysis.run_threshold(ui.run_info(chosen[0]))
+    threshold = st.slider(
+        "Decision threshold on P(pneumonia)", 0.0, 1.0, start, 0.01, key="metrics_threshold"
+    )
+    curves(frames, threshold)
+    operating_points(frames, threshold)
+    slices(frames, threshold)
+
+
+if __name__ == "__main__":
+    ui.guard(render)

@@ -1,0 +1,113 @@
+"""Prompt lab: edit each class's prompts and rescore every cached image of a split at once.
+
+Rescoring goes through the same function as `pedclip rescore`; only prompts never seen by the model
+are encoded, image embeddings are read from the store.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from pedclip.dashboard import access, analysis, ui
+from pedclip.errors import PedclipError
+
+RESULT_KEY = "prompt_lab_result"
+
+
+def prompt_editor(start: dict[str, list[str]], key: str) -> tuple[dict[str, list[str]], bool]:
+    """A form with one text area per class (one prompt per line); returns (prompts, submitted)."""
+    with st.form(f"prompt_form_{key}"):
+        cols = st.columns(len(start))
+        prompts = {}
+        for col, (name, texts) in zip(cols, start.items(), strict=True):
+            text = col.text_area(f"Prompts for “{name}” (one per line)", "\n".join(texts), height=200,
+                                 key=f"pl_text_{key}_{name}")  # fmt: skip
+            prompts[name] = [line.strip() for line in text.splitlines() if line.strip()]
+        submitted = st.form_submit_button("Rescore", type="primary")
+    return prompts, submitted
+
+
+def pick_baseline(dataset: str, split: str) -> str | None:
+    runs = ui.runs_with_predictions()
+    runs = runs[(runs["eval_dataset"] == dataset)]
+    options = ["(none)", *runs["run_id"].tolist()]
+    chosen = st.selectbox("Compare flips against", options, index=min(1, len(options) - 1), key="pl_baseline",
+                          format_func=lambda r: r if r == "(none)" else ui.run_label(runs)(r))  # fmt: skip
+    return None if chosen == "(none)" else chosen
+
+
+def show_result(result: access.Rescored, baseline: str | None) -> None:
+    ui.metric_cards(result.metrics)
+    y, s = result.predictions["label"].to_numpy(), result.predictions["score"].to_numpy()
+    fig = go.Figure()
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, name="chance")
+    r = analysis.roc_points(y, s)
+    fig.add_scatter(x=r["fpr"], y=r["tpr"], mode="lines", name="these prompts")
+    if baseline:
+        base = ui.run_cases(baseline).dropna(subset=["label"])
+        b = analysis.roc_points(base["label"].to_numpy(), base["score"].to_numpy())
+        fig.add_scatter(x=b["fpr"], y=b["tpr"], mode="lines", name=f"baseline {baseline[:24]}")
+    fig.update_layout(title="ROC", xaxis_title="1 - specificity", yaxis_title="sensitivity", height=380,
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10})  # fmt: skip
+    left, right = st.columns([1, 1])
+    left.plotly_chart(fig, width="stretch")
+    with right:
+        flipped = result.flipped
+        if baseline is None or flipped is None:
+            st.caption("Choose a baseline run to see which cases flip.")
+        else:
+            counts = flipped["now"].value_counts().to_dict() if len(flipped) else {}
+            delta = analysis.format_ci(*analysis.headline(result.deltas or {}, "auroc"))
+            st.markdown(
+                f"**{len(flipped)} flipped cases** vs the baseline: {counts.get('fixed', 0)} fixed, "
+                f"{counts.get('broken', 0)} broken · AUROC change {delta}"
+            )
+            flipped = flipped.rename(
+                columns={"score_a": "baseline score", "predicted_a": "baseline predicted", "score_b": "score",
+                         "predicted_b": "predicted"}
+            )  # fmt: skip
+            st.dataframe(flipped.round(3), hide_index=True, height=300)
+
+
+def save_form(result: access.Rescored) -> None:
+    with st.form("pl_save"):
+        name = st.text_input("Name of this prompt set", "my prompts", key="pl_save_name")
+        if st.form_submit_button("Save as a run"):
+            run_id = access.save_rescore(ui.store(), result, name)
+            st.cache_data.clear()  # the new run must show on the other pages at once
+            st.success(f"Saved as run {run_id}")
+
+
+def render() -> None:
+    st.title("Prompt lab")
+    picked = ui.pick_model_dataset("pl")
+    if picked is None:
+        return
+    model, dataset = picked
+    sets = access.prompt_sets()
+    left, right = st.columns(2)
+    set_name = left.selectbox("Start from prompt set", list(sets), key="pl_set")
+    splits = sorted(ui.dataset_cases(dataset)["split"].dropna().unique()) or ["test"]
+    split = right.selectbox(
+        "Split", splits, index=splits.index("test") if "test" in splits else 0, key="pl_split"
+    )
+    baseline = pick_baseline(dataset, split)
+    prompts, submitted = prompt_editor(sets[set_name], key=set_name)
+    if any(not texts for texts in prompts.values()):
+        raise PedclipError("every class needs at least one prompt; write one per line")
+    encoder = ui.model_encoder(model)
+    state = (model["fingerprint"], dataset, split, repr(prompts), baseline)
+    cached = st.session_state.get(RESULT_KEY)
+    if submitted or cached is None or cached[0] != state:
+        result = access.rescore(ui.store(), encoder, dataset, prompts, split, baseline)
+        st.session_state[RESULT_KEY] = (state, result)
+    result = st.session_state[RESULT_KEY][1]
+    st.caption(f"{len(result.predictions)} cached images of {dataset}/{split} rescored with "
+               f"{sum(len(v) for v in prompts.values())} prompts")  # fmt: skip
+    show_result(result, baseline)
+    save_form(result)
+
+
+if __name__ == "__main__":
+    ui.guard(render)

@@ -1,0 +1,42 @@
+"""Dashboard fixtures: the tiny encoder and one fixture store per session, and an AppTest factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dashboard_store import TINY_SPEC, FixtureInfo, build_fixture_store
+
+APP = Path(__file__).resolve().parents[2] / "pedclip" / "dashboard" / "app.py"
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder():
+    from pedclip.models import load_encoder
+
+    return load_encoder(TINY_SPEC)
+
+
+@pytest.fixture(scope="session")
+def fixture_store(tmp_path_factory, tiny_encoder) -> FixtureInfo:
+    """Built once; tests that write to a store copy it first."""
+    home = tmp_path_factory.mktemp("dash") / "home"
+    home.mkdir()
+    return build_fixture_store(home, tiny_encoder)
+
+
+@pytest.fixture
+def app(fixture_store, monkeypatch):
+    """An AppTest of the dashboard on the fixture store, not yet run."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("PEDCLIP_HOME", str(fixture_store.home))
+    return AppTest.from_file(str(APP), default_timeout=60)
+
+
+def open_page(at, page: str):
+    """Run the app, switch to views/<page>.py, run it, and fail on any exception shown."""
+    at.run()
+    at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at

@@ -1,0 +1,214 @@
+"""Every page under streamlit's AppTest on the fixture store: no exception, the right widgets and numbers."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import open_page
+from dashboard_store import draw
+
+from pedclip.dashboard import access
+from pedclip.eval.rescore import rescore
+from pedclip.store import Store
+from pedclip.store.embeddings import case_vectors
+from pedclip.store.runs import get_run, predictions_frame, runs_frame
+
+
+def metric(at, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_empty_store_says_to_run_the_demo(home, monkeypatch):
+    from conftest import APP
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("PEDCLIP_HOME", str(home))
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    assert not at.exception
+    assert any("pedclip demo" in m.value for m in at.markdown)
+    assert not (home / "pedclip.duckdb").exists()  # the dashboard never creates a store
+
+
+def test_a_store_with_cases_but_no_embeddings_or_runs_renders_every_page(home, monkeypatch):
+    from conftest import APP
+    from dashboard_store import build_cases_only
+    from streamlit.testing.v1 import AppTest
+
+    build_cases_only(home)
+    monkeypatch.setenv("PEDCLIP_HOME", str(home))
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    for page in ("runs", "metrics", "errors", "neighbours", "prompt_lab", "embedding_map", "data"):
+        at.switch_page(f"views/{page}.py").run()
+        assert not at.exception, (page, [e.message for e in at.exception])
+        assert not at.error, (page, [e.value for e in at.error])
+    assert any("pedclip embed" in i.value for i in at.switch_page("views/neighbours.py").run().info)
+
+
+def test_runs_page_lists_runs_with_cis_and_the_paper_tables(app, fixture_store):
+    at = open_page(app, "runs")
+    table = at.dataframe[0].value
+    assert set(table["run_id"]) == set(fixture_store.runs)
+    auroc = get_run(Store.open(fixture_store.home), "probe-tiny")["metrics"]["auroc"]
+    row = table.set_index("run_id").loc["probe-tiny"]
+    assert row["AUROC"] == f"{auroc['value']:.3f} [{auroc['lo']:.3f}, {auroc['hi']:.3f}]"
+    assert list(at.dataframe[1].value["auc_published"]) == [0.4645]  # the paper table
+    at.multiselect(key="runs_kind").set_value(["probe"]).run()
+    assert list(at.dataframe[0].value["run_id"]) == ["probe-tiny"]
+    assert any("1 of 3 runs" in c.value for c in at.caption)
+
+
+def test_metrics_page_threshold_updates_sensitivity_and_specificity(app, fixture_store):
+    at = open_page(app, "metrics")
+    at.multiselect(key="metrics_runs").set_value(["zeroshot-tiny"]).run()
+    predictions = predictions_frame(Store.open(fixture_store.home), "zeroshot-tiny")
+    y, s = predictions["label"].to_numpy(), predictions["score"].to_numpy()
+    for threshold in (0.5, 0.7):
+        at.slider(key="metrics_threshold").set_value(threshold).run()
+        assert not at.exception
+        sens = np.mean(s[y == 1] >= threshold)
+        spec = np.mean(s[y == 0] < threshold)
+        assert metric(at, "Sensitivity") == f"{sens:.3f}"
+        assert metric(at, "Specificity") == f"{spec:.3f}"
+    slices = at.dataframe[0].value  # by split: every test case in one row
+    assert slices["n"].sum() == len(predictions)
+    at.selectbox(key="metrics_slice").set_value("attr:pathogen").run()
+    assert set(at.dataframe[0].value["attr:pathogen"]) == {"none", "bacterial", "viral"}
+    assert len(at.get("plotly_chart")) >= 4  # ROC, PR, calibration, confusion
+
+
+def test_errors_page_galleries_are_most_confident_first_and_link_to_neighbours(app, fixture_store):
+    at = open_page(app, "errors")
+    at.selectbox(key="errors_run").set_value("zeroshot-tiny").run()
+    predictions = predictions_frame(Store.open(fixture_store.home), "zeroshot-tiny")
+    fp = predictions[(predictions["score"] >= 0.5) & (predictions["label"] == 0)].sort_values(
+        "score", ascending=False
+    )
+    fn = predictions[(predictions["score"] < 0.5) & (predictions["label"] == 1)]
+    headers = [h.value for h in at.subheader]
+    assert headers[0].startswith(f"False positives ({len(fp)})") and headers[1].startswith(
+        f"False negatives ({len(fn)})"
+    )
+    assert len(fp) > 0
+    first_caption = next(c.value for c in at.caption if c.value.startswith(fp["case_id"].iat[0]))
+    assert f"score {fp['score'].iat[0]:.3f}" in first_caption
+    at.button(key=f"fp_tiny_{fp['case_id'].iat[0]}").click().run()
+    assert not at.exception
+    assert at.title[0].value == "Neighbours"
+    assert at.selectbox(key="nb_case_tiny").value == fp["case_id"].iat[0]
+
+
+def test_neighbours_page_matches_brute_force_and_shows_every_runs_prediction(app, fixture_store):
+    at = open_page(app, "neighbours")
+    query = "tiny-005.png"
+    at.selectbox(key="nb_case_tiny").set_value(query).run()
+    at.slider(key="nb_k").set_value(5).run()
+    frame, vectors = case_vectors(Store.open(fixture_store.home), fixture_store.fingerprint, "tiny")
+    sims = vectors @ vectors[frame["case_id"].tolist().index(query)]
+    order = [c for c in frame["case_id"].to_numpy()[np.argsort(-sims, kind="stable")] if c != query][:5]
+    table = at.dataframe[0].value
+    assert list(table["case_id"]) == order
+    assert {"zeroshot-tiny", "probe-tiny"} & set(table.columns)  # each run's score beside each neighbour
+    assert len(at.get("image")) == 1 + 5  # the query and its neighbours
+
+
+def test_neighbours_of_an_uploaded_image_use_the_models_encoder(app, fixture_store, tiny_encoder):
+    at = open_page(app, "neighbours")
+    at.radio(key="nb_source").set_value("An uploaded image").run()
+    buffer = io.BytesIO()
+    draw(1, seed=999).save(buffer, format="PNG")
+    at.file_uploader(key="nb_upload").upload("query.png", buffer.getvalue(), "image/png")
+    at.slider(key="nb_k").set_value(4).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    query = access.encode_image(tiny_encoder, access.decode_upload(buffer.getvalue(), "query.png"))[0]
+    frame, vectors = case_vectors(Store.open(fixture_store.home), fixture_store.fingerprint, "tiny")
+    expected = frame["case_id"].to_numpy()[np.argsort(-(vectors @ query), kind="stable")][:4]
+    assert list(at.dataframe[0].value["case_id"]) == list(expected)
+
+
+def test_an_oversized_upload_is_refused_with_one_line(app):
+    at = open_page(app, "neighbours")
+    at.radio(key="nb_source").set_value("An uploaded image").run()
+    at.file_uploader(key="nb_upload").upload("big.png", b"\0" * (11 * 2**20), "image/png").run()
+    assert not at.exception
+    assert any("up to 10 MB" in e.value for e in at.error)
+
+
+def test_an_upload_that_is_not_an_image_is_refused_with_one_line(app):
+    at = open_page(app, "neighbours")
+    at.radio(key="nb_source").set_value("An uploaded image").run()
+    at.file_uploader(key="nb_upload").upload("fake.png", b"not a png at all", "image/png").run()
+    assert not at.exception
+    assert len(at.error) == 1 and "fake.png" in at.error[0].value
+
+
+def test_prompt_lab_rescores_with_the_same_function_as_the_cli(app, fixture_store, tiny_encoder):
+    at = open_page(app, "prompt_lab")
+    at.selectbox(key="pl_set").set_value("study-clip").run()
+    store = Store.open(fixture_store.home)
+    start = access.prompt_sets()["study-clip"]
+    expected = rescore(store, tiny_encoder, "tiny", start, split="test").metrics["auroc"].value
+    assert metric(at, "AUROC") == f"{expected:.3f}"
+    edited = {"normal": ["an empty room"], "pneumonia": ["a cat sitting on a red sofa"]}
+    for name, texts in edited.items():
+        at.text_area(key=f"pl_text_study-clip_{name}").set_value("\n".join(texts))
+    at.button[0].click().run()  # the form's Rescore button
+    assert not at.exception
+    changed = rescore(store, tiny_encoder, "tiny", edited, split="test").metrics["auroc"].value
+    assert changed != pytest.approx(expected)
+    assert metric(at, "AUROC") == f"{changed:.3f}"
+    assert any("flipped cases" in m.value for m in at.markdown)
+
+
+def test_prompt_lab_with_a_model_not_on_this_machine_says_so_in_one_line(app):
+    at = open_page(app, "prompt_lab")
+    at.selectbox(key="pl_model").set_value(
+        next(o for o in at.selectbox(key="pl_model").options if "not-on" in o)
+    )
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1 and "not-on-this-machine" in at.error[0].value
+
+
+def test_prompt_lab_saves_a_run(app, fixture_store, tmp_path, monkeypatch):
+    import shutil
+
+    home = tmp_path / "copy"
+    shutil.copytree(fixture_store.home, home)
+    monkeypatch.setenv("PEDCLIP_HOME", str(home))
+    at = open_page(app, "prompt_lab")
+    at.text_input(key="pl_save_name").set_value("lab test")
+    next(b for b in at.button if b.label == "Save as a run").click().run()
+    assert not at.exception
+    saved = runs_frame(Store.open(home), kinds=["rescore"])
+    assert len(saved) == 1 and "lab test" in saved["config"].iat[0]
+    assert any(saved["run_id"].iat[0] in s.value for s in at.success)
+
+
+def test_embedding_map_colours_and_selects(app, fixture_store):
+    from pedclip.dashboard.views.embedding_map import selected_case
+
+    at = open_page(app, "embedding_map")
+    assert len(at.get("plotly_chart")) == 1
+    for colour in ("label", "split", "attr:site", "correctness", "prediction"):
+        at.selectbox(key="map_colour").set_value(colour).run()
+        assert not at.exception, colour
+    at.multiselect(key="map_datasets").set_value(["tiny", "tiny-b"]).run()
+    assert any("52 cases" in c.value for c in at.caption)
+    cases = pd.DataFrame({"dataset": ["tiny"], "case_id": ["tiny-001.png"]})
+    event = {"selection": {"points": [{"customdata": ["tiny", "tiny-001.png"]}]}}
+    assert selected_case(event, cases)["case_id"] == "tiny-001.png"
+    assert selected_case({"selection": {"points": []}}, cases) is None
+
+
+def test_data_page_shows_splits_leaks_duplicates_and_ingest_errors(app, fixture_store):
+    at = open_page(app, "data")
+    assert set(at.dataframe[0].value["name"]) == {"tiny", "tiny-b"}
+    splits = at.dataframe[1].value.set_index("split")
+    assert splits.loc["total", "total"] == 40 and splits.loc["test", "total"] == 17
+    assert any("1 patient has" in e.value for e in at.error)
+    assert at.dataframe[2].value["patient_id"].tolist() == [fixture_store.leaking_patient]
+    assert any("appear more than once" in w.value for w in at.warning)
+    assert "truncated file" in at.dataframe[-1].value["reason"].tolist()
