@@ -129,3 +129,16 @@ def count_embedded(store: Store, fingerprint: str, dataset: str) -> tuple[int, i
             [fingerprint, dataset],
         ).fetchone()
     return int(row[0]), int(row[1])
+
+
+def embedded_state(store: Store, fingerprint: str, dataset: str) -> tuple[int, int]:
+    """(cases with an embedding for this model, a hash of their ids, splits and labels): changes whenever
+    an in-memory copy of the dataset's vectors (eval's rescore cache) would be stale."""
+    with store.read() as con:
+        row = con.execute(
+            """SELECT count(*), coalesce(sum(hash(c.case_id, c.split, c.label, c.image_sha256)), 0)
+               FROM cases c JOIN image_embeddings e ON e.image_sha256 = c.image_sha256 AND e.fingerprint = ?
+               WHERE c.dataset = ?""",
+            [fingerprint, dataset],
+        ).fetchone()
+    return int(row[0]), int(row[1])

@@ -1,0 +1,337 @@
+"""The study's Tables 1-4: published numbers, the `paper` protocol and the `sound` protocol side by side.
+
+Table 1 counts cases. Table 2 runs zero-shot now (from cached embeddings). Tables 3 and 4 are read from
+the store's `finetune` and `transfer` runs (written by `pedclip train`) of models whose parent is the
+given CLIP / MedCLIP; a cell without such a run says "not run". For Table 4's paper-protocol MedCLIP
+rows the study's checkpoint bug is reproduced when possible (audit section 1: both rows used the
+UCSD-fine-tuned model, scored with the 12 COVID prompts and the prompt-count search, pooled splits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from pedclip.errors import PedclipError
+from pedclip.eval.bootstrap import BootstrapConfig
+from pedclip.eval.evaluation import EvalResult, save
+from pedclip.eval.metrics import Metric
+from pedclip.eval.prompts import load_prompt_set
+from pedclip.eval.zeroshot import ZeroShotConfig, zeroshot_eval
+from pedclip.store import Store
+from pedclip.store.cases import cases_frame
+from pedclip.store.runs import get_run, runs_frame
+
+METHODS = ("CLIP", "MedCLIP")
+SITES = ("ORI", "UCSD")  # the paper's row order
+METRICS = (("accuracy", "Accuracy"), ("precision", "Precision"), ("recall", "Recall"), ("auroc", "AUC"))
+
+# paper.md Tables 1-4: (accuracy, precision, recall, AUC)
+PUBLISHED_COUNTS = {"UCSD": (1493, 1583, 1967, 493, 616), "ORI": (404, 419, 526, 132, 165)}
+PUBLISHED = {
+    "table2": {("ORI", "CLIP"): (0.5747, 0.5622, 0.6040, 0.5153), ("ORI", "MedCLIP"): (0.5808, 0.5925, 0.4678, 0.6015),
+               ("UCSD", "CLIP"): (0.6752, 0.6963, 0.5867, 0.4645), ("UCSD", "MedCLIP"): (0.7500, 0.6790, 0.9196, 0.8588)},
+    "table3": {("ORI", "CLIP"): (0.7879, 0.8833, 0.6543, 0.6933), ("ORI", "MedCLIP"): (0.7515, 0.7500, 0.7407, 0.8257),
+               ("UCSD", "CLIP"): (0.9529, 0.9787, 0.9231, 0.6986), ("UCSD", "MedCLIP"): (0.9594, 0.9507, 0.9666, 0.9900)},
+    "table4": {("ORI", "CLIP"): (0.6501, 0.6272, 0.7079, 0.6515), ("ORI", "MedCLIP"): (0.6063, 0.5897, 0.6510, 0.6238),
+               ("UCSD", "CLIP"): (0.5813, 0.5395, 0.9370, 0.7630), ("UCSD", "MedCLIP"): (0.9629, 0.9372, 0.9900, 0.9901)},
+}  # fmt: skip
+PAPER_ZS_PROMPTS = {"CLIP": "study-clip", "MedCLIP": "medclip-covid"}
+SOUND_PROMPTS = "pneumonia"
+
+
+@dataclass(frozen=True)
+class PaperConfig:
+    ucsd: str  # dataset standing for UCSD (Kermany)
+    ori: str  # dataset standing for ORI (the hospital set)
+    clip: str = "openclip:ViT-B-32-quickgelu/openai"
+    medclip: str = "medclip:vit"
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    save_runs: bool = True  # write the zero-shot runs computed here to the store
+
+    def dataset(self, site: str) -> str:
+        return self.ucsd if site == "UCSD" else self.ori
+
+    def spec(self, method: str) -> str:
+        return self.clip if method == "CLIP" else self.medclip
+
+
+@dataclass
+class Table:
+    key: str
+    title: str
+    rows: list[dict]
+    notes: list[str] = field(default_factory=list)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows)
+
+    def markdown(self) -> str:
+        frame = self.frame().astype(object).fillna("")
+        header = "| " + " | ".join(frame.columns) + " |"
+        rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+        body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+        notes = [f"- {n}" for n in self.notes]
+        return "\n".join([f"### {self.title}", "", header, rule, *body, "", *notes]).rstrip() + "\n"
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value).replace("|", "/")
+
+
+@dataclass
+class PaperResult:
+    tables: list[Table]
+    run_ids: list[str]
+
+    def as_dict(self) -> dict:
+        return {"tables": {t.key: {"title": t.title, "rows": t.rows, "notes": t.notes} for t in self.tables},
+                "run_ids": self.run_ids}  # fmt: skip
+
+    def markdown(self) -> str:
+        return "\n".join(t.markdown() for t in self.tables)
+
+
+def metric_row(site: str, method: str, source: str, metrics: dict[str, Metric] | None, **extra) -> dict:
+    row = {"dataset": site, "method": method, "source": source}
+    for key, title in METRICS:
+        m = (metrics or {}).get(key)
+        row[title] = None if m is None or m.value is None else round(m.value, 4)
+        if key == "auroc":
+            row["AUC 95% CI"] = f"{m.lo:.3f}-{m.hi:.3f}" if m is not None and m.lo is not None else ""
+    row = {**row, **{k: extra.get(k, "") for k in ("n", "split", "run_id", "note")}}
+    undefined = [f"{title} undefined: {m.reason}" for key, title in METRICS
+                 if (m := (metrics or {}).get(key)) is not None and m.value is None]  # fmt: skip
+    if undefined:
+        row["note"] = "; ".join(filter(None, [row["note"], *undefined]))
+    return row
+
+
+def published_row(table: str, site: str, method: str) -> dict:
+    values = PUBLISHED[table][(site, method)]
+    metrics = {key: Metric(v) for (key, _), v in zip(METRICS, values, strict=True)}
+    return metric_row(site, method, "published", metrics, note="paper.md")
+
+
+def result_row(site: str, method: str, source: str, result: EvalResult, note: str = "") -> dict:
+    return metric_row(site, method, source, result.metrics, n=result.run["config"].get("n", len(result.predictions)),
+                      split=result.run["split"], run_id=result.run_id, note=note)  # fmt: skip
+
+
+def stored_row(site: str, method: str, source: str, run: dict, note: str = "") -> dict:
+    metrics = {k: Metric.from_dict(v) for k, v in run["metrics"].items()}
+    evaluation = run["config"].get("evaluation") or {}
+    n = run["config"].get("n") or (evaluation.get("n", "") if isinstance(evaluation, dict) else "")
+    return metric_row(site, method, source, metrics, n=n, split=run["split"], run_id=run["run_id"], note=note)
+
+
+def missing_row(site: str, method: str, source: str, note: str) -> dict:
+    return metric_row(site, method, source, None, note=note)
+
+
+# ---- Table 1 ---------------------------------------------------------------------------------------------
+
+
+def table1_counts(store: Store, config: PaperConfig) -> Table:
+    rows = []
+    for site in ("UCSD", "ORI"):
+        pub = PUBLISHED_COUNTS[site]
+        rows.append({"dataset": site, "source": "published", "pneumonia": pub[0], "normal": pub[1], "train": pub[2],
+                     "val": pub[3], "test": pub[4], "patients": "", "name": ""})  # fmt: skip
+        cases = cases_frame(store, config.dataset(site))
+        split = cases["split"].value_counts()
+        rows.append({"dataset": site, "source": "store", "pneumonia": int((cases["label"] == 1).sum()),
+                     "normal": int((cases["label"] == 0).sum()), "train": int(split.get("train", 0)),
+                     "val": int(split.get("val", 0)), "test": int(split.get("test", 0)),
+                     "patients": int(cases["patient_id"].nunique()), "name": config.dataset(site)})  # fmt: skip
+    notes = ["The paper's Table 1 swaps the P1/P2 names relative to its section 5.1 (audit section 1)."]
+    return Table("table1", "Table 1: cases per dataset and split", rows, notes)
+
+
+# ---- Table 2 ---------------------------------------------------------------------------------------------
+
+
+def _zeroshot(store, encoder, dataset, prompts, protocol, config, run_ids) -> EvalResult:
+    zs = ZeroShotConfig(protocol=protocol, bootstrap=config.bootstrap)
+    result = zeroshot_eval(store, encoder, dataset, load_prompt_set(prompts), zs)
+    if config.save_runs:
+        run_ids.append(save(store, result))
+    return result
+
+
+def table2_zeroshot(store: Store, encoders: dict, config: PaperConfig, run_ids: list[str]) -> Table:
+    rows = []
+    for site in SITES:
+        for method in METHODS:
+            rows.append(published_row("table2", site, method))
+            encoder, dataset = encoders.get(method), config.dataset(site)
+            for protocol, prompts in (("paper", PAPER_ZS_PROMPTS[method]), ("sound", SOUND_PROMPTS)):
+                if encoder is None:
+                    rows.append(
+                        missing_row(site, method, protocol, f"model {config.spec(method)} not loaded")
+                    )
+                    continue
+                try:
+                    result = _zeroshot(store, encoder, dataset, prompts, protocol, config, run_ids)
+                except PedclipError as exc:
+                    rows.append(missing_row(site, method, protocol, f"not run: {exc}"))
+                    continue
+                rows.append(result_row(site, method, protocol, result, _zs_note(result, prompts)))
+    notes = [
+        "paper: all splits pooled; CLIP 'a photo of {normal|covid} lungs.' softmax(100 cos), AUC on the top-1 "
+        "probability; MedCLIP one 'COVID' class of 12 generated prompts, max over prompts, sigmoid >= 0.6, prompt "
+        "count chosen on the evaluation data (seeded, no per-batch resampling).",
+        "sound: test split only, prompt set 'pneumonia' fixed in advance, learned logit scale, AUC on P(pneumonia), "
+        "threshold by Youden on the validation split, 95% bootstrap CI by patient.",
+    ]
+    return Table("table2", "Table 2: zero-shot", rows, notes)
+
+
+def _zs_note(result: EvalResult, prompts: str) -> str:
+    config = result.run["config"]
+    parts = [f"prompts {prompts}", f"threshold {result.threshold.rule}"]
+    if "prompt_count" in config:
+        parts.append(f"n={config['prompt_count']} prompts (search AUC {config['search_auroc']:.4f})")
+    return "; ".join(parts)
+
+
+# ---- Tables 3 and 4: from fine-tuning and transfer runs ------------------------------------------------
+
+
+def lineage_runs(store: Store, kind: str, parent_fingerprint: str | None) -> list[dict]:
+    """Finished runs of `kind` whose model's parent is `parent_fingerprint`, newest first."""
+    if parent_fingerprint is None:
+        return []
+    frame = runs_frame(store, kinds=[kind])
+    runs = [get_run(store, r) for r, s in zip(frame["run_id"], frame["status"], strict=True) if s == "done"]
+    return [r for r in runs if r["config"].get("parent_fingerprint") == parent_fingerprint]
+
+
+def _pick(runs: list[dict], protocol: str, train: str | None, evaluate: str | None) -> dict | None:
+    for run in runs:  # newest first
+        if run["protocol"] != protocol:
+            continue
+        if train is not None and run["train_dataset"] != train:
+            continue
+        if evaluate is not None and run["eval_dataset"] != evaluate:
+            continue
+        return run
+    return None
+
+
+def table3_finetuned(store: Store, parents: dict, config: PaperConfig) -> Table:
+    rows = []
+    for site in SITES:
+        for method in METHODS:
+            rows.append(published_row("table3", site, method))
+            runs = lineage_runs(store, "finetune", parents.get(method))
+            for protocol in ("paper", "sound"):
+                run = _pick(runs, protocol, config.dataset(site), None)
+                if run is None or not run["metrics"]:
+                    hint = f"pedclip finetune --model {config.spec(method)} --dataset {config.dataset(site)}"
+                    rows.append(
+                        missing_row(site, method, protocol, f"not run (`{hint} --protocol {protocol}`)")
+                    )
+                else:
+                    rows.append(
+                        stored_row(site, method, protocol, run, "from the fine-tuning run (test split)")
+                    )
+    notes = [
+        "Fine-tuned on the dataset's train split and evaluated on its test split (study and pedclip alike)."
+    ]
+    return Table("table3", "Table 3: fine-tuned", rows, notes)
+
+
+ParentLoader = Callable[[str], object]
+
+
+def table4_transfer(
+    store: Store, parents: dict, config: PaperConfig, load: ParentLoader, run_ids: list
+) -> Table:
+    rows = []
+    for site in SITES:
+        target, source = config.dataset(site), config.dataset("ORI" if site == "UCSD" else "UCSD")
+        for method in METHODS:
+            rows.append(published_row("table4", site, method))
+            runs = lineage_runs(store, "transfer", parents.get(method))
+            for protocol in ("paper", "sound"):
+                if protocol == "paper" and method == "MedCLIP":
+                    row = _study_medclip_transfer(store, parents, config, site, load, run_ids)
+                    if row is not None:
+                        rows.append(row)
+                        continue
+                run = _pick(runs, protocol, source, target)
+                if run is None or not run["metrics"]:
+                    hint = f"pedclip transfer --model {config.spec(method)} --from {source} --to {target}"
+                    rows.append(
+                        missing_row(site, method, protocol, f"not run (`{hint} --protocol {protocol}`)")
+                    )
+                else:
+                    rows.append(stored_row(site, method, protocol, run, f"fine-tuned on {source}"))
+    notes = [
+        "Each row's model was fine-tuned on the other dataset; paper: all target splits pooled; sound: target test split.",
+        "The study's MedCLIP rows both used the UCSD-fine-tuned model (audit section 1); the paper protocol "
+        "reproduces that when that model is embedded on the target, so its UCSD row is in-sample, not transfer.",
+    ]
+    return Table("table4", "Table 4: transfer", rows, notes)
+
+
+def _study_medclip_transfer(store, parents, config, site, load, run_ids) -> dict | None:
+    """The study's Table 4 MedCLIP cell: the UCSD-fine-tuned (paper) model on `site`, COVID prompts, search."""
+    runs = lineage_runs(store, "finetune", parents.get("MedCLIP"))
+    run = _pick(runs, "paper", config.ucsd, None)
+    spec = run["config"].get("child_spec") if run else None
+    if not spec:
+        return None
+    try:
+        child = load(spec)
+        result = _zeroshot(store, child, config.dataset(site), "medclip-covid", "paper", config, run_ids)
+    except PedclipError:
+        return None
+    note = f"the study's bug reproduced: UCSD-fine-tuned model ({run['run_id']})"
+    return result_row(site, "MedCLIP", "paper", result, note)
+
+
+# ---- all tables -----------------------------------------------------------------------------------------
+
+
+def paper_tables(store: Store, config: PaperConfig, load: ParentLoader) -> PaperResult:
+    """Tables 1-4; `load(spec)` builds an Encoder (a spec that fails to load leaves its cells "not run")."""
+    encoders, errors = {}, {}
+    for method in METHODS:
+        try:
+            encoders[method] = load(config.spec(method))
+        except PedclipError as exc:
+            errors[method] = str(exc)
+    parents = {m: e.fingerprint for m, e in encoders.items()}
+    run_ids: list[str] = []
+    tables = [
+        table1_counts(store, config),
+        table2_zeroshot(store, encoders, config, run_ids),
+        table3_finetuned(store, parents, config),
+        table4_transfer(store, parents, config, load, run_ids),
+    ]
+    for method, message in errors.items():
+        tables[1].notes.append(f"{method} ({config.spec(method)}) could not be loaded: {message}")
+    return PaperResult(tables, run_ids)
+
+
+def write_tables(result: PaperResult, out_dir) -> list:
+    """tables.md plus one CSV per table under `out_dir`; returns the paths written."""
+    from pathlib import Path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "tables.md"]
+    paths[0].write_text(
+        "# The study's tables: published, paper protocol, sound protocol\n\n" + result.markdown()
+    )
+    for table in result.tables:
+        path = out / f"{table.key}.csv"
+        table.frame().to_csv(path, index=False)
+        paths.append(path)
+    return paths

@@ -1,0 +1,229 @@
+"""Zero-shot estimator, protocols and rescoring over a store built directly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from pedclip.errors import PedclipError
+from pedclip.eval.bootstrap import BootstrapConfig
+from pedclip.eval.evaluation import save
+from pedclip.eval.metrics import auroc
+from pedclip.eval.prompts import load_prompt_set
+from pedclip.eval.protocols import PAPER, SOUND, auc_scores
+from pedclip.eval.rescore import ImageMatrixCache, rescore
+from pedclip.eval.zeroshot import ZeroShotClassifier, ZeroShotConfig, zeroshot_eval
+from pedclip.store.runs import get_run, predictions_frame
+from tests.eval.conftest import add_dataset, unit
+
+FAST = BootstrapConfig(n_resamples=50, seed=1)
+
+
+def test_softmax_classifier_matches_formula():
+    rng = np.random.default_rng(0)
+    prompts = unit(rng.normal(size=(5, 8)))
+    labels = np.array([0, 0, 1, 1, 1])
+    X = unit(rng.normal(size=(20, 8)))
+    clf = ZeroShotClassifier("softmax", "mean", logit_scale=50.0).fit(prompts, labels)
+    c0, c1 = unit(prompts[:2].mean(0)), unit(prompts[2:].mean(0))
+    logits = 50.0 * np.stack([X @ c0, X @ c1], 1)
+    expected = np.exp(logits[:, 1]) / np.exp(logits).sum(1)
+    np.testing.assert_allclose(clf.predict_proba(X)[:, 1], expected, rtol=1e-5)
+    np.testing.assert_array_equal(clf.predict(X), (expected >= 0.5).astype(int))
+    assert list(clf.classes_) == [0, 1]
+
+
+def test_sigmoid_classifier_takes_max_over_prompts():
+    rng = np.random.default_rng(1)
+    prompts = unit(rng.normal(size=(4, 8)))
+    X = unit(rng.normal(size=(10, 8)))
+    clf = ZeroShotClassifier("sigmoid", "max", logit_scale=10.0, threshold=0.6).fit(prompts, np.ones(4))
+    expected = 1 / (1 + np.exp(-10.0 * (X @ prompts.T).max(1)))
+    np.testing.assert_allclose(clf.positive_score(X), expected, rtol=1e-5)
+    np.testing.assert_array_equal(clf.predict(X), (expected >= 0.6).astype(int))
+    with pytest.raises(PedclipError, match="needs 1 prompt class"):
+        ZeroShotClassifier("sigmoid", "max").fit(prompts, np.array([0, 1, 0, 1]))
+
+
+def test_top1_auc_hand_computed():
+    y = np.array([0, 0, 1, 1])
+    p = np.array([0.05, 0.3, 0.7, 0.99])  # perfect ranking on P(positive)
+    top1, kind = auc_scores(PAPER, "softmax", p)
+    np.testing.assert_allclose(top1, [0.95, 0.7, 0.7, 0.99])
+    # pos {0.7, 0.99} vs neg {0.95, 0.7}: 0 + 0.5 + 1 + 1 = 2.5 of 4 pairs
+    assert kind == "top1_probability" and auroc(y, top1).value == pytest.approx(0.625)
+    assert auroc(y, auc_scores(SOUND, "softmax", p)[0]).value == pytest.approx(1.0)
+    same, _ = auc_scores(PAPER, "sigmoid", p)  # the study's MedCLIP score was already positive-class
+    np.testing.assert_array_equal(same, p)
+
+
+@pytest.fixture
+def zs_store(store, tiny_encoder, pneumonia_direction):
+    add_dataset(store, "siteA", tiny_encoder.fingerprint, pneumonia_direction, n=120, seed=3)
+    return store
+
+
+def test_sound_zeroshot_uses_test_split_and_validation_threshold(zs_store, tiny_encoder):
+    pset = load_prompt_set("pneumonia")
+    result = zeroshot_eval(zs_store, tiny_encoder, "siteA", pset, ZeroShotConfig(bootstrap=FAST))
+    preds = result.predictions
+    assert set(preds["split"]) == {"test"} and result.run["split"] == "test"
+    assert result.threshold.rule.startswith("youden on val")
+    y, s = preds["label"].to_numpy(), preds["score"].to_numpy()
+    assert result.metrics["auroc"].value == pytest.approx(roc_auc_score(y, s))
+    assert result.metrics["auroc"].value > 0.8  # vectors lean along the prompt direction
+    np.testing.assert_array_equal(preds["predicted"], (s >= result.threshold.value).astype(int))
+    assert result.run["config"]["resampled"] == "patient"
+    assert result.run["config"]["logit_scale"] == pytest.approx(tiny_encoder.logit_scale)
+    run_id = save(zs_store, result)
+    stored = predictions_frame(zs_store, run_id)
+    assert len(stored) == len(preds) and get_run(zs_store, run_id)["metrics"]["auroc"]["value"] > 0.8
+
+
+def test_paper_and_sound_differ_for_the_same_predictions(zs_store, tiny_encoder):
+    pset = load_prompt_set("study-clip")
+    paper = zeroshot_eval(
+        zs_store, tiny_encoder, "siteA", pset, ZeroShotConfig(protocol="paper", bootstrap=FAST)
+    )
+    assert set(paper.predictions["split"]) == {"train", "val", "test"} and paper.run["split"] == "all"
+    assert paper.run["config"]["logit_scale"] == 100.0 and paper.threshold.value == 0.5
+    pooled = zeroshot_eval(
+        zs_store, tiny_encoder, "siteA", pset, ZeroShotConfig(protocol="sound", split="all", bootstrap=FAST)
+    )
+    y = pooled.predictions["label"].to_numpy()
+    # same embeddings, same prompts: the paper's stored score is the top-1 probability of softmax(100 cos)
+    p100 = ZeroShotClassifier("softmax", "mean", 100.0)
+    assert paper.metrics["auroc"].value == pytest.approx(roc_auc_score(y, paper.predictions["score"]))
+    assert paper.metrics["auroc"].value != pytest.approx(pooled.metrics["auroc"].value, abs=1e-3)
+    assert p100.logit_scale == paper.run["config"]["logit_scale"]
+    p_pos = 1 - np.abs(paper.predictions["score"].to_numpy() - paper.predictions["predicted"].to_numpy())
+    np.testing.assert_allclose(np.maximum(p_pos, 1 - p_pos), paper.predictions["score"])
+
+
+def test_paper_medclip_prompt_count_search(zs_store, tiny_encoder):
+    pset = load_prompt_set("medclip-covid")
+    assert len(pset.texts) == 12 and pset.mode == "sigmoid" and pset.threshold == 0.6
+    result = zeroshot_eval(
+        zs_store, tiny_encoder, "siteA", pset, ZeroShotConfig(protocol="paper", bootstrap=FAST)
+    )
+    config = result.run["config"]
+    assert [t["n"] for t in config["prompt_search"]] == list(range(1, 13))
+    assert len(config["prompts"]["classes"]["pneumonia"]) == config["prompt_count"]
+    assert result.threshold.value == 0.6 and config["score"] == "p_positive"
+    again = zeroshot_eval(
+        zs_store, tiny_encoder, "siteA", pset, ZeroShotConfig(protocol="paper", bootstrap=FAST)
+    )
+    assert again.metrics == result.metrics  # seeded: no run-to-run prompt noise
+
+
+def test_one_class_dataset_reports_undefined(store, tiny_encoder, pneumonia_direction):
+    add_dataset(store, "allsick", tiny_encoder.fingerprint, pneumonia_direction, n=40, prevalence=1.1)
+    result = zeroshot_eval(
+        store, tiny_encoder, "allsick", load_prompt_set("pneumonia"), ZeroShotConfig(bootstrap=FAST)
+    )
+    assert result.metrics["auroc"].value is None and "one class" in result.metrics["auroc"].reason
+    assert result.metrics["accuracy"].value is not None
+    assert "youden impossible" in result.threshold.rule
+
+
+def test_missing_embeddings_is_a_clear_error(store, tiny_encoder, pneumonia_direction):
+    add_dataset(store, "other", "another-model", pneumonia_direction, n=10)
+    with pytest.raises(PedclipError, match="pedclip embed"):
+        zeroshot_eval(store, tiny_encoder, "other", load_prompt_set("pneumonia"), ZeroShotConfig())
+
+
+def test_rescore_equals_zeroshot_and_compares(zs_store, tiny_encoder):
+    pset = load_prompt_set("pneumonia")
+    base = zeroshot_eval(zs_store, tiny_encoder, "siteA", pset, ZeroShotConfig(bootstrap=FAST))
+    save(zs_store, base)
+    cache = ImageMatrixCache()
+    prompts = {k: list(v) for k, v in pset.classes.items()}
+    again = rescore(zs_store, tiny_encoder, "siteA", prompts, bootstrap=FAST, cache=cache)
+    assert again.metrics == base.metrics
+    np.testing.assert_allclose(again.result.predictions["score"], base.predictions["score"], rtol=1e-6)
+    new = {
+        "normal": ["No focal consolidation."],
+        "pneumonia": ["Patchy consolidation in the right lower lobe."],
+    }
+    other = rescore(
+        zs_store, tiny_encoder, "siteA", new, baseline_run=base.run_id, bootstrap=FAST, cache=cache
+    )
+    assert len(cache._items) == 2  # (test, val) matrices reused across calls
+    flips = other.comparison.flipped
+    changed = (
+        base.predictions["predicted"].to_numpy() != other.result.predictions["predicted"].to_numpy()
+    ).sum()
+    assert len(flips) == changed
+    delta = other.comparison.deltas["auroc"]
+    assert delta.value == pytest.approx(other.metrics["auroc"].value - base.metrics["auroc"].value)
+    assert delta.lo <= delta.value <= delta.hi
+    assert other.roc[0][0] == 0 and other.roc[1][-1] == 1
+
+
+def test_rescore_cache_follows_new_embeddings_and_save_persists_prompts(
+    zs_store, tiny_encoder, pneumonia_direction
+):
+    from pedclip.eval.rescore import TextVectorCache
+    from pedclip.store.embeddings import text_vectors
+
+    cache, texts = ImageMatrixCache(), TextVectorCache()
+    prompts = {"normal": ["clear lungs"], "pneumonia": ["lobar pneumonia"]}
+    first = rescore(zs_store, tiny_encoder, "siteA", prompts, bootstrap=FAST, cache=cache, text_cache=texts)
+    assert (
+        text_vectors(zs_store, tiny_encoder.fingerprint, ["clear lungs"]) == {}
+    )  # trial prompts stay in memory
+    add_dataset(
+        zs_store, "siteA", tiny_encoder.fingerprint, pneumonia_direction, n=140, seed=3
+    )  # 20 more cases
+    second = rescore(zs_store, tiny_encoder, "siteA", prompts, bootstrap=FAST, cache=cache, text_cache=texts,
+                     save_run=True)  # fmt: skip
+    assert second.result.run["config"]["n"] > first.result.run["config"]["n"]
+    assert set(text_vectors(zs_store, tiny_encoder.fingerprint, ["clear lungs", "lobar pneumonia"])) == {
+        "clear lungs", "lobar pneumonia"}  # fmt: skip
+    assert get_run(zs_store, second.result.run_id)["kind"] == "rescore"
+
+
+def test_youden_threshold_comes_from_validation(zs_store, tiny_encoder):
+    from pedclip.eval.metrics import youden_threshold
+
+    pset = load_prompt_set("pneumonia")
+    result = zeroshot_eval(zs_store, tiny_encoder, "siteA", pset, ZeroShotConfig(bootstrap=FAST))
+    val = zeroshot_eval(zs_store, tiny_encoder, "siteA", pset, ZeroShotConfig(split="val", threshold="0.5",
+                                                                              bootstrap=FAST))  # fmt: skip
+    expected = youden_threshold(val.predictions["label"], val.predictions["score"])
+    assert result.threshold.value == pytest.approx(expected) and val.threshold.rule == "fixed 0.5"
+
+
+def test_rescore_cache_follows_a_resplit(zs_store, tiny_encoder):
+    from pedclip.store.cases import cases_frame, set_splits
+
+    cache = ImageMatrixCache()
+    prompts = {"normal": ["clear lungs"], "pneumonia": ["lobar pneumonia"]}
+    before = rescore(zs_store, tiny_encoder, "siteA", prompts, bootstrap=FAST, cache=cache)
+    cases = cases_frame(zs_store, "siteA")
+    set_splits(zs_store, "siteA", {c: "test" for c in cases["case_id"]})
+    after = rescore(zs_store, tiny_encoder, "siteA", prompts, bootstrap=FAST, cache=cache)
+    assert after.result.run["config"]["n"] == len(cases) > before.result.run["config"]["n"]
+
+
+class _GroupEncoder:
+    """A MedCLIP-like stand-in: a text's vector depends on the longest text encoded with it."""
+
+    fingerprint, spec, logit_scale = "fp-group", "test:group", 10.0
+
+    def text_context(self, texts):
+        return f"pad={max(len(t) for t in texts)}"
+
+    def encode_texts(self, texts):
+        pad = max(len(t) for t in texts)
+        return unit(np.array([[len(t), pad, 1.0] for t in texts], dtype=np.float32))
+
+
+def test_text_cache_respects_the_encoding_context():
+    from pedclip.eval.rescore import TextVectorCache
+
+    enc, cache = _GroupEncoder(), TextVectorCache()
+    for group in (["ab", "abcd"], ["ab"], ["ab", "abcdef"], ["ab", "abcd"]):
+        np.testing.assert_allclose(cache.vectors(enc, group), enc.encode_texts(group))
+    assert len(cache._items) == 5  # ab in three contexts, abcd once, abcdef once
