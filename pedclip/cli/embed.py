@@ -1,0 +1,160 @@
+"""`pedclip embed`, `pedclip embed-text`, `pedclip neighbors`: fill the embedding cache and query it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pedclip.cli.common import emit_json, interactive, print_table, state
+from pedclip.errors import PedclipError
+
+MODEL_HELP = "model spec, e.g. openclip:ViT-B-32-quickgelu/openai (see `pedclip models list`)"
+
+
+def _load(ctx: typer.Context, model: str, weights: str | None, device: str, dtype: str):
+    from pedclip.models import load_encoder
+
+    return load_encoder(model, weights=weights, device=device, dtype=dtype, home=state(ctx).home)
+
+
+def embed(
+    ctx: typer.Context,
+    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="dataset name (see `pedclip data list`)"),
+    weights: str = typer.Option(None, "--weights", help="local weights file or folder"),
+    batch_size: int = typer.Option(32, "--batch-size", help="images per model forward"),
+    workers: int = typer.Option(
+        None, "--workers", help="decoding processes (default: half the cores; 0: none)"
+    ),
+    chunk_size: int = typer.Option(
+        256, "--chunk-size", help="images per committed chunk (what a kill can lose)"
+    ),
+    no_pixel_cache: bool = typer.Option(
+        False, "--no-pixel-cache", help="neither read nor write the pixel cache"
+    ),
+    device: str = typer.Option("cpu", "--device", help="torch device"),
+    dtype: str = typer.Option("fp32", "--dtype", help="fp32 | bf16 (weights cast to bf16)"),
+    as_json: bool = typer.Option(False, "--json", help="print counts and stage timings as JSON"),
+) -> None:
+    """Embed every image of a dataset not yet cached for this model (resumable; reruns are cheap)."""
+    from pedclip.embed.pipeline import EmbedConfig, embed_dataset
+
+    config = EmbedConfig(batch_size=batch_size, workers=workers, chunk_size=chunk_size,
+                         use_pixel_cache=not no_pixel_cache)  # fmt: skip
+    store = state(ctx).store(create=False)
+    encoder = _load(ctx, model, weights, device, dtype)
+    with _ProgressBar(f"embedding {dataset}", show=interactive(as_json)) as bar:
+        report = embed_dataset(store, encoder, dataset, config, progress=bar.update)
+    if as_json:
+        emit_json({"model": model, **report.as_dict()})
+        return
+    seconds = report.seconds
+    typer.echo(
+        f"{dataset}: {report.embedded} embedded ({report.pixel_cache_hits} from the pixel cache), "
+        f"{report.already_embedded} already cached, {report.failed} failed, of {report.distinct_images} "
+        f"distinct images in {report.cases} cases; {seconds['total']:.1f} s (read {seconds['read']:.1f}, "
+        f"encode {seconds['encode']:.1f}, write {seconds['write']:.1f}), {report.images_per_s:.1f} images/s"
+    )
+    for failure in report.failures:
+        typer.echo(f"skipped {', '.join(failure.case_ids)}: {failure.reason}", err=True)
+
+
+class _ProgressBar:
+    """A rich bar driven by embed_dataset's (done, total) callback; silent when not on a terminal."""
+
+    def __init__(self, label: str, show: bool):
+        self.label, self.show = label, show
+        self._bar = self._task = None
+
+    def __enter__(self) -> _ProgressBar:
+        if self.show:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+            )
+            self._bar = Progress(*columns, transient=True)
+            self._bar.__enter__()
+            self._task = self._bar.add_task(self.label, total=None)
+        return self
+
+    def update(self, done: int, total: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+
+def embed_text(
+    ctx: typer.Context,
+    texts: list[str] = typer.Argument(..., help="texts (prompts) to embed"),
+    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+    weights: str = typer.Option(None, "--weights", help="local weights file or folder"),
+    device: str = typer.Option("cpu", "--device", help="torch device"),
+    dtype: str = typer.Option("fp32", "--dtype", help="fp32 | bf16"),
+    as_json: bool = typer.Option(False, "--json", help="print the vectors as JSON"),
+) -> None:
+    """Embed prompts (cached by model fingerprint and exact text)."""
+    from pedclip.embed.text import embed_texts
+
+    store = state(ctx).store()
+    encoder = _load(ctx, model, weights, device, dtype)
+    vectors = embed_texts(store, encoder, texts)
+    if as_json:
+        rows = [{"text": t, "vector": v.tolist()} for t, v in zip(texts, vectors, strict=True)]
+        emit_json(
+            {"model": model, "fingerprint": encoder.fingerprint, "dim": int(vectors.shape[1]), "texts": rows}
+        )
+        return
+    rows = [{"text": t, "dim": len(v), "first values": " ".join(f"{x:+.3f}" for x in v[:4])}
+            for t, v in zip(texts, vectors, strict=True)]  # fmt: skip
+    print_table(rows, title=f"{model} ({encoder.fingerprint})")
+
+
+def neighbors_command(
+    ctx: typer.Context,
+    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="dataset whose cases are searched"),
+    case: str = typer.Option(None, "--case", help="case id of the dataset to start from"),
+    image: Path = typer.Option(None, "--image", help="an image file not in the store"),
+    k: int = typer.Option(10, "-k", help="how many neighbours"),
+    weights: str = typer.Option(None, "--weights", help="local weights file or folder"),
+    device: str = typer.Option("cpu", "--device", help="torch device"),
+    dtype: str = typer.Option("fp32", "--dtype", help="fp32 | bf16"),
+    as_json: bool = typer.Option(False, "--json", help="print the neighbours as JSON"),
+) -> None:
+    """Nearest cases of a dataset to one of its cases or to an image file (cosine on cached embeddings)."""
+    if (case is None) == (image is None):
+        raise PedclipError("pass exactly one of --case ID or --image FILE")
+    from pedclip.store.index import case_query, neighbors
+
+    store = state(ctx).store(create=False)
+    encoder = _load(ctx, model, weights, device, dtype)
+    if case is not None:
+        uid, vector = case_query(store, encoder.fingerprint, dataset, case)
+        exclude = [uid]
+    else:
+        from pedclip.data.imaging import load_image
+
+        vector, exclude = encoder.encode_images(encoder.preprocess(load_image(image))[None])[0], []
+    found = neighbors(store, encoder.fingerprint, dataset, vector[None], k=k, exclude_uids=exclude)
+    columns = ["rank", "case_id", "label", "split", "similarity", "distance", "path"]
+    table = found[columns].astype(object)
+    rows = table.where(table.notna(), None).to_dict(orient="records")
+    if as_json:
+        emit_json({"model": model, "fingerprint": encoder.fingerprint, "dataset": dataset,
+                   "query": {"case": case} if case is not None else {"image": str(image)}, "neighbors": rows})  # fmt: skip
+        return
+    print_table(rows, title=f"neighbours in {dataset} of {case or image}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("embed")(embed)
+    app.command("embed-text")(embed_text)
+    app.command("neighbors")(neighbors_command)

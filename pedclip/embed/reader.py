@@ -1,0 +1,116 @@
+"""Reader stage: image references -> batches of `geometry` arrays, decoded in worker processes.
+
+Workers get the PreprocessConfig (a small frozen dataclass), never the model: they decode, run
+`geometry` and fill the pixel cache while the main process runs the model on the previous batch.
+At most `2 * workers` batches are in flight, so memory stays bounded whatever the dataset size.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pedclip.embed.pixels import Decoder, PixelCache, cached_geometry, default_decoder
+from pedclip.errors import PedclipError
+from pedclip.models.base import PreprocessConfig
+
+# What a bad file can raise while being decoded or resized; anything else is a bug and propagates.
+DECODE_ERRORS = (PedclipError, OSError, ValueError, EOFError, SyntaxError, Image.DecompressionBombError)
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One distinct image to read: its content hash, where it is, and the cases that show it."""
+
+    sha256: str
+    path: str
+    member: str | None = None
+    case_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReadFailure:
+    sha256: str
+    path: str
+    member: str | None
+    case_ids: tuple[str, ...]
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {
+            "case_ids": list(self.case_ids),
+            "path": self.path,
+            "member": self.member,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class ReadBatch:
+    """Arrays ready for `encoder.normalize`, the shas they belong to, and what could not be read."""
+
+    shas: list[str] = field(default_factory=list)
+    arrays: list[np.ndarray] = field(default_factory=list)
+    failures: list[ReadFailure] = field(default_factory=list)
+    cache_hits: int = 0
+
+
+def read_batch(
+    refs: Sequence[ImageRef],
+    config: PreprocessConfig,
+    pixel_root: str | None,
+    decoder: Decoder = default_decoder,
+) -> ReadBatch:
+    """Read one batch (runs in a worker process): pixel cache first, else decode + geometry + cache."""
+    cache = PixelCache(Path(pixel_root), config) if pixel_root is not None else None
+    batch = ReadBatch()
+    for ref in refs:
+        try:
+            array, hit = cached_geometry(cache, config, ref.sha256, ref.path, ref.member, decoder)
+        except DECODE_ERRORS as exc:
+            reason = f"cannot read image: {type(exc).__name__}: {exc}"
+            batch.failures.append(ReadFailure(ref.sha256, ref.path, ref.member, ref.case_ids, reason))
+            continue
+        batch.shas.append(ref.sha256)
+        batch.arrays.append(array)
+        batch.cache_hits += int(hit)
+    return batch
+
+
+def _chunks(items: Sequence[ImageRef], size: int) -> Iterator[Sequence[ImageRef]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def read_batches(
+    refs: Sequence[ImageRef],
+    config: PreprocessConfig,
+    pixel_root: Path | None,
+    batch_size: int,
+    workers: int,
+    decoder: Decoder = default_decoder,
+    start_method: str = "fork",
+) -> Iterator[ReadBatch]:
+    """Batches of `batch_size` refs, in order; `workers=0` reads in this process (for tests and debugging)."""
+    root = str(pixel_root) if pixel_root is not None else None
+    if workers <= 0:
+        for chunk in _chunks(refs, batch_size):
+            yield read_batch(chunk, config, root, decoder)
+        return
+    context = multiprocessing.get_context(start_method)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending: deque[Future[ReadBatch]] = deque()
+        chunks = _chunks(refs, batch_size)
+        for chunk in chunks:
+            pending.append(pool.submit(read_batch, chunk, config, root, decoder))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
