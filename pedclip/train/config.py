@@ -1,0 +1,141 @@
+"""`FinetuneConfig`: every fine-tuning setting (each CLI flag is one field) and the study's defaults.
+
+A field left at None takes the study's value for the model family and dataset (audit section 1, Table 3):
+Adam, lr 1e-5, weight decay 0.1 (UCSD-like) / 1e-5 (other) for CLIP and 1e-2 / 1e-4 for MedCLIP,
+gradient clipping at 1.0 for MedCLIP only, patience 20 (the study's MedCLIP code used 5: `paper` keeps it).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, replace
+
+from pedclip.errors import PedclipError
+from pedclip.train.losses import LOSSES
+
+PROTOCOLS = ("sound", "paper")
+TEXTS = ("prompts", "reports")
+OPTIMIZERS = ("adam", "adamw")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEFAULT_TEMPLATE = "a photo of {} lungs."
+CLASS_WORDS = {"sound": ("normal", "pneumonia"), "paper": ("normal", "covid")}  # paper: the study's "covid"
+UCSD_MARKERS = ("ucsd", "kermany")
+TRAINABLE_PATTERN = re.compile(r"^(all|projection|last-(\d+))$")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """One fine-tuning run. None means "the study's default for this family and dataset"."""
+
+    model: str  # spec of the model to start from
+    dataset: str  # the dataset to train on (its train split) and select on (its val split)
+    weights: str | None = None  # a weights file/folder for the spec (--weights)
+    loss: str = "clip"  # clip (the study's hard targets) | semantic (MedCLIP's label-similarity soft targets)
+    text: str = "prompts"  # prompts: each image's class prompt | reports: each case's report
+    trainable: str = "all"  # all | last-N (last N blocks of each tower + heads) | projection
+    epochs: int = 50
+    patience: int | None = None  # epochs without improvement before stopping; None = study default
+    batch_size: int = 256
+    micro_batch: int | None = None  # images per forward (exact gradient accumulation); None = whole batch
+    lr: float = 1e-5
+    weight_decay: float | None = None  # None = study default per family and dataset
+    optimizer: str = "adam"  # adam (the study's, coupled L2) | adamw
+    grad_clip: float | None = None  # max gradient norm; None = study default (1.0 MedCLIP, off CLIP); 0 = off
+    protocol: str = "sound"  # sound: select on val AUROC | paper: select on val loss, "covid" prompts
+    prompt_template: str = DEFAULT_TEMPLATE
+    class_words: tuple[str, str] | None = None  # (negative, positive) words; None = per protocol
+    device: str | None = None  # None = cuda when available, else cpu
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU | fp32 | bf16 | fp16 (CUDA)
+    seed: int = 0
+    train_split: str = "train"
+    val_split: str = "val"
+    reembed: tuple[str, ...] = ()  # datasets to embed with the result besides the training dataset
+    embed: bool = True  # embed the training and --reembed datasets with the fine-tuned model
+    embed_workers: int | None = None  # decoding processes for that embedding (None: half the cores; 0: none)
+
+    def __post_init__(self) -> None:
+        _check_choice("loss", self.loss, LOSSES)
+        _check_choice("text", self.text, TEXTS)
+        _check_choice("protocol", self.protocol, PROTOCOLS)
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("precision", self.precision, PRECISIONS)
+        if not TRAINABLE_PATTERN.match(self.trainable) or self.trainable == "last-0":
+            raise PedclipError(
+                f"--trainable {self.trainable!r} is not valid; use all, projection or last-N (N >= 1)"
+            )
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise PedclipError(
+                    f"--{name.replace('_', '-')} must be at least 1; got {getattr(self, name)}"
+                )
+        if self.batch_size < 2:
+            raise PedclipError(
+                f"--batch-size must be at least 2 for a contrastive loss; got {self.batch_size}"
+            )
+        if self.micro_batch is not None and self.micro_batch < 1:
+            raise PedclipError(f"--micro-batch must be at least 1; got {self.micro_batch}")
+        if self.patience is not None and self.patience < 1:
+            raise PedclipError(f"--patience must be at least 1; got {self.patience}")
+        if self.lr <= 0:
+            raise PedclipError(f"--lr must be positive; got {self.lr}")
+        if "{}" not in self.prompt_template:
+            raise PedclipError(f"prompt template {self.prompt_template!r} needs a {{}} for the class word")
+
+    @property
+    def last_n(self) -> int | None:
+        match = TRAINABLE_PATTERN.match(self.trainable)
+        return int(match.group(2)) if match and match.group(2) else None
+
+    @property
+    def words(self) -> tuple[str, str]:
+        return tuple(self.class_words) if self.class_words else CLASS_WORDS[self.protocol]
+
+    @property
+    def prompts(self) -> tuple[str, str]:
+        """(negative, positive) class prompts, e.g. ("a photo of normal lungs.", "a photo of pneumonia lungs.")."""
+        return tuple(self.prompt_template.format(w) for w in self.words)
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["reembed"] = list(self.reembed)
+        out["class_words"] = list(self.words)
+        return out
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise PedclipError(f"--{name} {value!r} is not valid; expected one of: {', '.join(choices)}")
+
+
+def is_medclip_family(family: str, arch: dict | None = None) -> bool:
+    """MedCLIP-like (Swin/ResNet + BERT) rather than CLIP-like, from the encoder's family and architecture."""
+    return "medclip" in family.lower() or "medclip" in str(arch or {}).lower()
+
+
+def is_ucsd_like(dataset: dict) -> bool:
+    """The study's larger public set (Kermany/UCSD) or a dataset that stands in for it."""
+    attributes = dataset.get("attributes") or {}
+    named = " ".join(str(v) for v in (dataset.get("name"), dataset.get("source_kind"),
+                                      attributes.get("site"), attributes.get("stands_for")))  # fmt: skip
+    return any(marker in named.lower() for marker in UCSD_MARKERS)
+
+
+def study_defaults(medclip: bool, ucsd_like: bool, protocol: str) -> dict:
+    """The study's weight decay, gradient clipping and patience for a family and dataset (audit section 1)."""
+    if medclip:
+        return {"weight_decay": 1e-2 if ucsd_like else 1e-4, "grad_clip": 1.0,
+                "patience": 5 if protocol == "paper" else 20}  # fmt: skip
+    return {"weight_decay": 0.1 if ucsd_like else 1e-5, "grad_clip": 0.0, "patience": 20}
+
+
+def resolve(config: FinetuneConfig, medclip: bool, ucsd_like: bool, cuda_available: bool) -> FinetuneConfig:
+    """The config with every None filled: study defaults, device and precision."""
+    defaults = study_defaults(medclip, ucsd_like, config.protocol)
+    filled = {k: v for k, v in defaults.items() if getattr(config, k) is None}
+    device = config.device or ("cuda" if cuda_available else "cpu")
+    precision = config.precision
+    if precision == "auto":
+        precision = "bf16" if device.startswith("cuda") else "fp32"
+    if precision == "fp16" and not device.startswith("cuda"):
+        raise PedclipError("--precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
+    return replace(config, **filled, device=device, precision=precision, class_words=config.words)

@@ -1,0 +1,201 @@
+"""`finetune(store, config)`: contrastive fine-tuning that ends as a registered, embedded `local:` model.
+
+load the model (fp32 master weights) -> read the train/val pixels from the pixel cache -> epoch loop
+(best epoch on val AUROC or val loss) -> save the best weights under Paths.checkpoints/<run_id>/ ->
+register the child (parent fingerprint recorded) -> embed the training dataset and any --reembed datasets
+with it -> zero-shot on the training dataset's test split with the fine-tuning prompts (Table 3).
+The parent's vectors are never touched: the child has its own fingerprint.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from pedclip.embed.pipeline import EmbedConfig
+from pedclip.embed.pixels import Decoder, default_decoder
+from pedclip.errors import PedclipError
+from pedclip.models import load_encoder, save_local
+from pedclip.models.base import Encoder
+from pedclip.store import Store
+from pedclip.store.cases import get_dataset
+from pedclip.store.embeddings import register_model
+from pedclip.store.runs import new_run_id, save_epoch, save_run
+from pedclip.train.config import FinetuneConfig, is_medclip_family, is_ucsd_like, resolve
+from pedclip.train.data import TrainingSplit, load_split
+from pedclip.train.evaluate import embed_with, evaluate_finetuned
+from pedclip.train.loop import LoopResult, LoopSettings, Progress, run_loop
+from pedclip.train.step import StepSettings
+from pedclip.train.trainable import count_parameters, select_trainable
+
+
+@dataclass
+class FinetuneResult:
+    run_id: str
+    spec: str  # local:<checkpoint dir>: evaluable like any other model
+    checkpoint: Path
+    fingerprint: str
+    parent_fingerprint: str
+    stopped: str  # epochs | patience | interrupted
+    best: dict
+    history: list[dict]
+    config: dict  # the resolved config
+    test: dict = field(default_factory=dict)  # metrics on the training dataset's test split
+    embedded: dict = field(default_factory=dict)  # dataset -> embedding report
+    seconds: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"run_id": self.run_id, "spec": self.spec, "checkpoint": str(self.checkpoint),
+                "fingerprint": self.fingerprint, "parent_fingerprint": self.parent_fingerprint,
+                "stopped": self.stopped, "best_epoch": self.best.get("epoch"), "best": self.best,
+                "epochs_run": len(self.history), "history": self.history, "config": self.config,
+                "test": self.test, "embedded": self.embedded, "seconds": self.seconds}  # fmt: skip
+
+
+def check_datasets(store: Store, config: FinetuneConfig) -> dict:
+    """The training dataset's row; every --reembed dataset must exist too (fail before training, not after)."""
+    info = get_dataset(store, config.dataset)
+    for name in config.reembed:
+        get_dataset(store, name)
+    return info
+
+
+def load_parent(store: Store, config: FinetuneConfig) -> Encoder:
+    """The model to start from, fp32 master weights (the training seed does not pick its weights)."""
+    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return load_encoder(
+        config.model, weights=config.weights, device=device, dtype="fp32", home=store.paths.home
+    )
+
+
+def load_splits(store: Store, encoder: Encoder, config: FinetuneConfig, decoder: Decoder):
+    args = (encoder.preprocess_config, config.text, config.prompts, decoder)
+    train = load_split(store, config.dataset, config.train_split, *args)
+    val = load_split(store, config.dataset, config.val_split, *args)
+    if config.protocol == "sound" and len(set(val.labels.tolist())) < 2:
+        raise PedclipError(
+            f"the {config.val_split} split of {config.dataset!r} has one class only, so validation AUROC is "
+            "undefined; re-split the dataset or use --protocol paper (selects on validation loss)"
+        )
+    return train, val
+
+
+def make_optimizer(config: FinetuneConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """The study's Adam with coupled L2 decay on every parameter (audit section 1), or AdamW."""
+    kind = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+    return kind(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def loop_settings(config: FinetuneConfig) -> LoopSettings:
+    step = StepSettings(loss=config.loss, device=config.device, precision=config.precision,
+                        micro_batch=config.micro_batch, grad_clip=float(config.grad_clip or 0.0))  # fmt: skip
+    return LoopSettings(epochs=config.epochs, patience=config.patience, batch_size=config.batch_size,
+                        protocol=config.protocol, prompts=config.prompts, seed=config.seed, step=step)  # fmt: skip
+
+
+def _run_row(run_id: str, config: FinetuneConfig, request: FinetuneConfig, extra: dict, status: str) -> dict:
+    return {"run_id": run_id, "kind": "finetune", "protocol": config.protocol, "model": request.model,
+            "fingerprint": extra.get("fingerprint"), "train_dataset": config.dataset,
+            "eval_dataset": config.dataset, "split": extra.get("split", config.val_split), "status": status,
+            "config": {"request": request.as_dict(), "resolved": config.as_dict(), **extra.get("config", {})},
+            "metrics": extra.get("metrics", {})}  # fmt: skip
+
+
+def _curve_point(record: dict) -> dict:
+    """An epoch record as the `epochs` table stores it (the epoch number is its own column)."""
+    return {k: v for k, v in record.items() if k != "epoch"}
+
+
+def train_encoder(
+    store: Store, encoder: Encoder, train: TrainingSplit, val: TrainingSplit, config: FinetuneConfig,
+    run_id: str, progress: Progress | None,
+) -> tuple[LoopResult, int]:  # fmt: skip
+    """Seeded training in its own RNG scope (the caller's global RNG is left as it was)."""
+    params = select_trainable(encoder, config.trainable, config.last_n)
+    devices = [torch.device(config.device).index or 0] if torch.device(config.device).type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(config.seed)
+        optimizer = make_optimizer(config, [p for _, p in params])
+        result = run_loop(encoder, train, val, optimizer, [p for _, p in params], loop_settings(config),
+                          on_epoch=lambda record: save_epoch(store, run_id, record["epoch"], _curve_point(record)),
+                          progress=progress)  # fmt: skip
+    return result, count_parameters(params)
+
+
+def save_child(store: Store, encoder: Encoder, run_id: str, config: FinetuneConfig, parent: str) -> Encoder:
+    """Write the trained weights as a `local:` model, load it back (its own fingerprint) and register it."""
+    out_dir = save_local(encoder, store.paths.checkpoints / run_id, run_id=run_id,
+                         extra={"parent_fingerprint": parent, "parent_spec": config.model,
+                                "finetune": config.as_dict()})  # fmt: skip
+    child = load_encoder(f"local:{out_dir}", device=config.device, home=store.paths.home)
+    if child.parent_fingerprint is None:
+        child.parent_fingerprint = parent
+    if child.fingerprint == parent:
+        raise PedclipError(
+            f"the checkpoint at {out_dir} has its parent's fingerprint; this is a bug in save_local"
+        )
+    register_model(store, child.describe())
+    return child
+
+
+def finetune(
+    store: Store, config: FinetuneConfig, progress: Progress | None = None, decoder: Decoder = default_decoder
+) -> FinetuneResult:
+    """Fine-tune `config.model` on `config.dataset`; see the module docstring for the steps.
+
+    The run is recorded as "running" from the start, and "failed" if anything raises (Ctrl-C included);
+    a first Ctrl-C during training only stops it early and the run ends "interrupted" with its checkpoint.
+    """
+    started = time.perf_counter()
+    info = check_datasets(store, config)
+    encoder = load_parent(store, config)
+    resolved = resolve(config, is_medclip_family(encoder.family, encoder.arch), is_ucsd_like(info),
+                       torch.cuda.is_available())  # fmt: skip
+    train, val = load_splits(store, encoder, resolved, decoder)
+    register_model(store, encoder.describe())
+    run_id = new_run_id("finetune")
+    data = {
+        "train": len(train),
+        "train_positive": train.n_positive,
+        "val": len(val),
+        "val_positive": val.n_positive,
+    }
+    save_run(store, _run_row(run_id, resolved, config, {"config": {"data": data}}, "running"))
+    try:
+        return _train_save_embed(
+            store, encoder, train, val, resolved, config, run_id, data, progress, started
+        )
+    except BaseException:
+        save_run(store, _run_row(run_id, resolved, config, {"config": {"data": data}}, "failed"))
+        raise
+
+
+def _train_save_embed(store, encoder, train, val, resolved, request, run_id, data, progress, started):
+    parent = encoder.fingerprint
+    seconds = {"load": time.perf_counter() - started}
+    loop, n_trainable = train_encoder(store, encoder, train, val, resolved, run_id, progress)
+    seconds["train"] = loop.seconds
+    child = save_child(store, encoder, run_id, resolved, parent)
+    del encoder  # its fingerprint is the parent's: never embed with it
+    embedded, test = {}, None
+    if resolved.embed:
+        datasets = (resolved.dataset, *resolved.reembed)
+        embedded = embed_with(store, child, datasets, EmbedConfig(workers=resolved.embed_workers))
+        test = evaluate_finetuned(store, child, resolved)
+    seconds["total"] = time.perf_counter() - started
+    summary = {"best_epoch": loop.best["epoch"], "stopped": loop.stopped, "epochs_run": len(loop.history),
+               "best": loop.best, "trainable_parameters": n_trainable, "seconds": seconds}  # fmt: skip
+    checkpoint = Path(child.spec[len("local:") :])
+    extra = {"fingerprint": child.fingerprint, "split": test.run["split"] if test else resolved.val_split,
+             "metrics": test.run["metrics"] if test else {},
+             "config": {"data": data, "training": summary, "parent_fingerprint": parent, "child_spec": child.spec,
+                        "checkpoint": str(checkpoint), "evaluation": test.run["config"] if test else None}}  # fmt: skip
+    status = "interrupted" if loop.stopped == "interrupted" else "done"
+    save_run(store, _run_row(run_id, resolved, request, extra, status), test.predictions if test else None)
+    return FinetuneResult(run_id=run_id, spec=child.spec, checkpoint=checkpoint, fingerprint=child.fingerprint,
+                          parent_fingerprint=parent, stopped=loop.stopped, best=loop.best, history=loop.history,
+                          config=resolved.as_dict(), test=test.run["metrics"] if test else {}, embedded=embedded,
+                          seconds=seconds)  # fmt: skip

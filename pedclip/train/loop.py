@@ -1,0 +1,201 @@
+"""The epoch loop: train, validate, keep the best weights, stop on patience or Ctrl-C.
+
+The best epoch is chosen on validation AUROC of the class prompts (`sound`) or on validation loss
+(`paper`, as the study did). A first Ctrl-C (or a KeyboardInterrupt raised by a progress callback)
+finishes the current step, then training stops and the best weights so far are restored; a second
+Ctrl-C aborts at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from pedclip.errors import PedclipError
+from pedclip.eval.metrics import auroc
+from pedclip.models.base import Encoder
+from pedclip.train.data import TrainingSplit, batch_indices
+from pedclip.train.step import StepSettings, accumulate_gradients, optimizer_step, set_mode, validation_scores
+from pedclip.train.trainable import state_tensors
+
+Progress = Callable[[dict], None]  # events: {"event": "step" | "epoch", ...}
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    epochs: int
+    patience: int
+    batch_size: int
+    protocol: str  # sound: select on val AUROC; paper: on val loss
+    prompts: tuple[str, str]
+    seed: int
+    step: StepSettings
+
+
+@dataclass
+class LoopResult:
+    history: list[dict] = field(default_factory=list)
+    best: dict | None = None
+    stopped: str = "epochs"  # epochs | patience | interrupted
+    seconds: float = 0.0
+
+
+@dataclass
+class _StopFlag:
+    requested: bool = False
+
+
+@contextlib.contextmanager
+def graceful_interrupt(flag: _StopFlag) -> Iterator[None]:
+    """While inside, the first SIGINT only sets `flag`; the second raises KeyboardInterrupt as usual."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):  # noqa: ARG001
+        if flag.requested:
+            raise KeyboardInterrupt
+        flag.requested = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def snapshot(encoder: Encoder) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """CPU copies of every tensor training can change (trainable parameters and buffers)."""
+    tensors = state_tensors(encoder)
+    changing = [t for t in tensors if t.requires_grad or not isinstance(t, torch.nn.Parameter)]
+    return [(t, t.detach().to("cpu", copy=True)) for t in changing]
+
+
+def restore(saved: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    with torch.no_grad():
+        for tensor, copy in saved:
+            tensor.copy_(copy.to(tensor.device))
+
+
+def _one_step(
+    encoder, data, index, optimizer, params, settings: StepSettings, scaler
+) -> tuple[float, StepSettings]:
+    """One optimiser step; on CUDA out-of-memory the micro-batch is halved and the step retried."""
+    while True:
+        try:
+            loss = accumulate_gradients(encoder, data.pixels[index], [data.texts[i] for i in index],
+                                        data.labels[index], settings, scaler)  # fmt: skip
+            optimizer_step(optimizer, params, encoder, settings.grad_clip, scaler)
+            return loss, settings
+        except torch.OutOfMemoryError as exc:
+            optimizer.zero_grad(set_to_none=True)
+            torch.cuda.empty_cache()
+            micro = (settings.micro_batch or len(index)) // 2
+            if micro < 1:
+                raise PedclipError(
+                    "out of memory even one image at a time; use --trainable last-2 or a GPU"
+                ) from exc
+            settings = replace(settings, micro_batch=micro)
+
+
+def _notify(progress: Progress | None, event: dict, flag: _StopFlag) -> None:
+    """Call the progress callback; a KeyboardInterrupt it raises is a stop request, like Ctrl-C."""
+    try:
+        if progress is not None:
+            progress(event)
+    except KeyboardInterrupt:
+        flag.requested = True
+
+
+def train_epoch(encoder, data: TrainingSplit, epoch: int, optimizer, params, settings: LoopSettings,
+                scaler, flag: _StopFlag, progress: Progress | None) -> tuple[float, int, StepSettings]:  # fmt: skip
+    """(mean training loss weighted by batch size, steps done, step settings possibly with a smaller micro)."""
+    set_mode(encoder, True)
+    batches = batch_indices(len(data), settings.batch_size, settings.seed, epoch)
+    step_settings, total, count = settings.step, 0.0, 0
+    for number, index in enumerate(batches, start=1):
+        loss, step_settings = _one_step(encoder, data, index, optimizer, params, step_settings, scaler)
+        total, count = total + loss * len(index), count + len(index)
+        _notify(
+            progress,
+            {"event": "step", "epoch": epoch, "step": number, "steps": len(batches), "loss": loss},
+            flag,
+        )
+        if flag.requested:
+            return total / count, number, step_settings
+    return total / count, len(batches), step_settings
+
+
+def validate(encoder: Encoder, val: TrainingSplit, settings: LoopSettings) -> dict:
+    loss, positive = validation_scores(encoder, val, settings.prompts, settings.step, settings.batch_size,
+                                       settings.seed)  # fmt: skip
+    metric = auroc(val.labels, positive)
+    predicted = (positive >= 0.5).astype(int)
+    return {
+        "val_loss": loss,
+        "val_auroc": metric.value,
+        "val_accuracy": float(np.mean(predicted == val.labels)),
+    }
+
+
+LOSS_MIN_DELTA = 1e-4  # a smaller drop in validation loss is noise, not an improvement
+
+
+def is_better(record: dict, best: dict | None, protocol: str) -> bool:
+    """`paper`: lower validation loss. `sound`: higher validation AUROC; at an equal AUROC (often 1.0 on easy
+    data) a lower validation loss breaks the tie, so a saturated AUROC does not freeze the checkpoint."""
+    if best is None:
+        return True
+    lower_loss = record["val_loss"] < best["val_loss"] - LOSS_MIN_DELTA
+    if protocol == "paper":
+        return lower_loss
+    auroc, best_auroc = record["val_auroc"] or 0.0, best["val_auroc"] or 0.0
+    return auroc > best_auroc or (auroc == best_auroc and lower_loss)
+
+
+def run_loop(
+    encoder: Encoder, train: TrainingSplit, val: TrainingSplit, optimizer: torch.optim.Optimizer,
+    params: list[torch.nn.Parameter], settings: LoopSettings, on_epoch: Callable[[dict], None] | None = None,
+    progress: Progress | None = None,
+) -> LoopResult:  # fmt: skip
+    """Train up to `epochs`, validate after each, stop on patience or interrupt; the encoder ends holding
+    the best epoch's weights."""
+    started = time.perf_counter()
+    result, saved, flag = LoopResult(), None, _StopFlag()
+    scaler = torch.amp.GradScaler("cuda") if settings.step.precision == "fp16" else None
+    with graceful_interrupt(flag):
+        for epoch in range(1, settings.epochs + 1):
+            tick = time.perf_counter()
+            train_loss, steps, step_settings = train_epoch(encoder, train, epoch, optimizer, params, settings,
+                                                           scaler, flag, progress)  # fmt: skip
+            settings = replace(settings, step=step_settings)
+            if flag.requested and result.best is not None:
+                result.stopped = "interrupted"
+                break
+            record = {"epoch": epoch, "train_loss": train_loss, "steps": steps, **validate(encoder, val, settings),
+                      "logit_scale": float(encoder.logit_scale_param.detach().float().exp()),
+                      "micro_batch": step_settings.micro_batch, "seconds": time.perf_counter() - tick}  # fmt: skip
+            record["best"] = is_better(record, result.best, settings.protocol)
+            if record["best"]:
+                result.best, saved = record, snapshot(encoder)
+            result.history.append(record)
+            if on_epoch is not None:
+                on_epoch(record)
+            _notify(progress, {"event": "epoch", **record}, flag)
+            if flag.requested:
+                result.stopped = "interrupted"
+                break
+            if epoch - result.best["epoch"] >= settings.patience:
+                result.stopped = "patience"
+                break
+    restore(saved)
+    set_mode(encoder, False)
+    result.seconds = time.perf_counter() - started
+    return result
