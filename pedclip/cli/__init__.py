@@ -38,7 +38,7 @@ def _register() -> None:
 
     app.add_typer(data.app, name="data", help="ingest, synthesise, split, audit and list datasets")
     app.add_typer(models.app, name="models", help="list model specs and their weights")
-    for module_name in ("embed", "evaluate", "train", "dashboard"):
+    for module_name in ("embed", "evaluate", "train", "demo", "dashboard"):
         try:
             module = __import__(f"pedclip.cli.{module_name}", fromlist=["register"])
         except ModuleNotFoundError as exc:

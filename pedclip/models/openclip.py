@@ -26,7 +26,7 @@ from pedclip.models.spec import HF_HUB_PREFIX, ModelSpec
 CONFIG_DIR = Path(__file__).parent / "configs"
 HUB_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 STUDY_SPECS = ("openclip:ViT-B-32-quickgelu/openai", "openclip:pedclip-tiny", "openclip:ViT-B-32-quickgelu")
-QUIET_UNTRAINED = ("pedclip-tiny",)  # the test model: random weights are its point
+QUIET_UNTRAINED = ("pedclip-tiny", "pedclip-demo")  # test and demo starting points: random weights are the point
 RESIZE_KINDS = {"shortest": "resize_crop", "squash": "squash"}
 
 
