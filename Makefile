@@ -32,8 +32,9 @@ lint: $(STAMP)  ## ruff over the package, tests and benchmarks
 	$(BIN)/ruff check pedclip tests bench
 	$(BIN)/ruff format --check pedclip tests bench
 
-demo: $(STAMP)  ## run the whole study offline on synthetic data
+demo: $(STAMP)  ## run the whole study offline on synthetic data, then open the dashboard (DASHBOARD=0 skips it)
 	$(BIN)/pedclip --home $(HOME_DIR) demo
+	@if [ "$(DASHBOARD)" != "0" ]; then $(BIN)/pedclip --home $(HOME_DIR) dashboard --port $(PORT); fi
 
 dashboard: $(STAMP)  ## open the dashboard on the working store
 	$(BIN)/pedclip --home $(HOME_DIR) dashboard --port $(PORT)

@@ -33,18 +33,12 @@ def _root(
 
 
 def _register() -> None:
-    # Imported here so that `pedclip --help` does not import torch.
-    from pedclip.cli import data, models
+    # Imported here, not at module top, so that `import pedclip.cli` stays light until a command runs.
+    from pedclip.cli import dashboard, data, demo, embed, evaluate, models, train
 
     app.add_typer(data.app, name="data", help="ingest, synthesise, split, audit and list datasets")
     app.add_typer(models.app, name="models", help="list model specs and their weights")
-    for module_name in ("embed", "evaluate", "train", "demo", "dashboard"):
-        try:
-            module = __import__(f"pedclip.cli.{module_name}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"pedclip.cli.{module_name}":
-                raise
-            continue
+    for module in (embed, evaluate, train, demo, dashboard):
         module.register(app)
 
 

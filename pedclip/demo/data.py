@@ -12,6 +12,7 @@ from pathlib import Path
 from pedclip.data.ingest import ingest
 from pedclip.data.synth import MARKER_FILE, SynthConfig, synthesize
 from pedclip.store import Store
+from pedclip.store.cases import update_dataset_attributes
 
 SITES = ("peds-a", "peds-b", "adult")
 CAPTIONED = "adult-captions"
@@ -80,5 +81,7 @@ def prepare_data(store: Store, n: int | None, size: int, seed: int, say) -> Demo
         synthesize(config)
     for site in SITES:
         ingest(store, out / site / "manifest.csv", site, fmt="csv")
+    update_dataset_attributes(store, "peds-a", {"stands_for": "ucsd"})  # the study's per-dataset defaults
+    update_dataset_attributes(store, "peds-b", {"stands_for": "ori"})
     ingest(store, write_captioned_manifest(out / "adult" / "manifest.csv"), CAPTIONED, fmt="csv")
     return DemoData(ucsd="peds-a", ori="peds-b", corpus="adult", captioned=CAPTIONED)

@@ -49,7 +49,9 @@ def untrained_medclip(texts: Iterable[str], seed: int) -> Encoder:
     vocab = corpus_vocab(texts)
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "vocab.txt").write_text("\n".join(vocab) + "\n")
-        tokenizer = BertTokenizerFast(vocab_file=str(Path(tmp) / "vocab.txt"), do_lower_case=True)
+        # from_pretrained, not BertTokenizerFast(vocab_file=...): transformers 5 ignores that argument there
+        # and every word becomes [UNK]
+        tokenizer = BertTokenizerFast.from_pretrained(tmp, do_lower_case=True)
     swin = SwinConfig(
         image_size=224, patch_size=16, embed_dim=32, depths=[2, 2], num_heads=[2, 4], window_size=7
     )
