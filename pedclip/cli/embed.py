@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
@@ -16,6 +17,23 @@ def _load(ctx: typer.Context, model: str, weights: str | None, device: str, dtyp
     from pedclip.models import load_encoder
 
     return load_encoder(model, weights=weights, device=device, dtype=dtype, home=state(ctx).home)
+
+
+def _nothing_to_do(ctx: typer.Context, store, model: str, weights: str | None, dtype: str, dataset: str):
+    """The report of a run with nothing to embed (every image cached for the model's fingerprint), found without
+    building the model (`fingerprint_for`); None when something is missing and the model has to be loaded."""
+    from pedclip.embed.pipeline import EmbedReport, plan_missing
+    from pedclip.models import fingerprint_for
+
+    fingerprint = fingerprint_for(model, weights=weights, dtype=dtype, home=state(ctx).home)
+    started = time.perf_counter()
+    cases, distinct, refs = plan_missing(store, fingerprint, dataset)
+    if refs:
+        return None
+    report = EmbedReport(dataset=dataset, fingerprint=fingerprint, cases=cases, distinct_images=distinct,
+                         already_embedded=distinct)  # fmt: skip
+    report.seconds["plan"] = report.seconds["total"] = time.perf_counter() - started
+    return report
 
 
 def embed(
@@ -43,9 +61,11 @@ def embed(
     config = EmbedConfig(batch_size=batch_size, workers=workers, chunk_size=chunk_size,
                          use_pixel_cache=not no_pixel_cache)  # fmt: skip
     store = state(ctx).store(create=False)
-    encoder = _load(ctx, model, weights, device, dtype)
-    with _ProgressBar(f"embedding {dataset}", show=interactive(as_json)) as bar:
-        report = embed_dataset(store, encoder, dataset, config, progress=bar.update)
+    report = _nothing_to_do(ctx, store, model, weights, dtype, dataset)
+    if report is None:  # load the model only when an image lacks a vector
+        encoder = _load(ctx, model, weights, device, dtype)
+        with _ProgressBar(f"embedding {dataset}", show=interactive(as_json)) as bar:
+            report = embed_dataset(store, encoder, dataset, config, progress=bar.update)
     if as_json:
         emit_json({"model": model, **report.as_dict()})
         return

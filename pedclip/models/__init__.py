@@ -1,7 +1,7 @@
 """pedclip.models: spec strings -> Encoders (see `pedclip models list`)."""
 
 from pedclip.models.base import Encoder, PreprocessConfig
-from pedclip.models.registry import list_specs, load_encoder, register
+from pedclip.models.registry import fingerprint_for, list_specs, load_encoder, register
 from pedclip.models.spec import ModelSpec, parse_spec
 
 
@@ -14,6 +14,7 @@ def save_local(encoder, out_dir, run_id=None, extra=None):
 
 __all__ = [
     "Encoder",
+    "fingerprint_for",
     "ModelSpec",
     "PreprocessConfig",
     "list_specs",

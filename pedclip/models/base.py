@@ -13,13 +13,35 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
+if TYPE_CHECKING:  # torch is imported on first use, so fingerprints and the embed plan never pay for it
+    import torch
+
 INTERPOLATIONS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """fp32 | bf16 | fp16 -> the torch dtype."""
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+def fingerprint_of(family: str, arch: dict, weights_id: str, preprocess: dict, dtype: str) -> str:
+    """Hash of what determines a model's outputs: family, architecture, weights identity, preprocess, dtype.
+    `Encoder.fingerprint` and `fingerprint_for` (no model built) both call this, so they cannot drift."""
+    identity = {
+        "family": family,
+        "arch": arch,
+        "weights": weights_id,
+        "preprocess": preprocess,
+        "dtype": dtype,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 @dataclass(frozen=True)
@@ -95,6 +117,8 @@ def geometry(img: Image.Image, config: PreprocessConfig) -> np.ndarray:
 
 def normalize(arrays: Sequence[np.ndarray] | np.ndarray, config: PreprocessConfig) -> torch.Tensor:
     """A batch of `geometry` outputs -> (B, channels, size, size) float32, scaled to [0,1] and standardised."""
+    import torch
+
     batch = [np.asarray(a) for a in arrays]
     if config.channels == 1:
         batch = [a if a.ndim == 2 else _luma(a) for a in batch]
@@ -145,9 +169,9 @@ class Encoder:
     @property
     def fingerprint(self) -> str:
         """Hash of what determines the outputs: family, architecture, weights identity, preprocess, dtype."""
-        identity = {"family": self.family, "arch": self.arch, "weights": self.weights_id,
-                    "preprocess": self.preprocess_config.as_dict(), "dtype": self.dtype}  # fmt: skip
-        return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:20]
+        return fingerprint_of(
+            self.family, self.arch, self.weights_id, self.preprocess_config.as_dict(), self.dtype
+        )
 
     @property
     def logit_scale(self) -> float:
@@ -159,7 +183,7 @@ class Encoder:
 
     @property
     def torch_dtype(self) -> torch.dtype:
-        return DTYPES[self.dtype]
+        return torch_dtype(self.dtype)
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         """The model's own transform: PIL image -> (C, H, W) float tensor."""
@@ -171,10 +195,12 @@ class Encoder:
     def normalize(self, arrays: Sequence[np.ndarray]) -> torch.Tensor:
         return normalize(arrays, self.preprocess_config)
 
-    @torch.inference_mode()
     def encode_images(self, pixels: torch.Tensor) -> np.ndarray:
-        features = self.image_tower(pixels.to(self.device, self.torch_dtype))
-        return l2_normalize(features.float()).cpu().numpy()
+        import torch
+
+        with torch.inference_mode():
+            features = self.image_tower(pixels.to(self.device, self.torch_dtype))
+            return l2_normalize(features.float()).cpu().numpy()
 
     def text_context(self, texts: Sequence[str]) -> str:
         """What besides a text decides its vector when `texts` are encoded in one call: '' for CLIP;
@@ -188,16 +214,18 @@ class Encoder:
             return self.tokenize(chunk, pad_to=self.tokenize.padded_length(group))
         return self.tokenize(chunk)
 
-    @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), dim) normalised vectors, encoded as one call (as MedCLIP's classifier does per class)."""
+        import torch
+
         texts = list(texts)
         chunks = [texts[i : i + self.text_batch_size] for i in range(0, len(texts), self.text_batch_size)]
-        out = [
-            l2_normalize(self.text_tower(_to_device(self._tokenize_group(c, texts), self.device)).float())
-            for c in chunks
-        ]
-        return torch.cat(out).cpu().numpy() if out else np.zeros((0, 0), dtype=np.float32)
+        with torch.inference_mode():
+            out = [
+                l2_normalize(self.text_tower(_to_device(self._tokenize_group(c, texts), self.device)).float())
+                for c in chunks
+            ]
+            return torch.cat(out).cpu().numpy() if out else np.zeros((0, 0), dtype=np.float32)
 
     def describe(self) -> dict:
         """The `models` table row for this encoder."""
@@ -208,6 +236,8 @@ class Encoder:
 
 
 def _to_device(tokens: object, device: str) -> object:
+    import torch
+
     if isinstance(tokens, torch.Tensor):
         return tokens.to(device)
     if isinstance(tokens, dict):

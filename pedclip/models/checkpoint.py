@@ -8,10 +8,12 @@ import pickle
 import warnings
 import zipfile
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from pedclip.errors import PedclipError
+
+if TYPE_CHECKING:  # imported on use: fingerprints need file hashes and the HF cache, not torch
+    import torch
 
 STATE_DICT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 
@@ -35,6 +37,8 @@ def is_torchscript(path: Path) -> bool:
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A plain, `{'state_dict': ...}`, `module.`-prefixed, safetensors or TorchScript checkpoint -> state dict."""
+    import torch
+
     path = Path(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file

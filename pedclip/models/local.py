@@ -13,9 +13,9 @@ from pathlib import Path
 
 from pedclip.config import Paths
 from pedclip.errors import PedclipError
-from pedclip.models.base import Encoder, PreprocessConfig
+from pedclip.models.base import Encoder, PreprocessConfig, fingerprint_of
 from pedclip.models.checkpoint import file_sha256
-from pedclip.models.registry import LoadOptions, register
+from pedclip.models.registry import LoadOptions, register, register_fingerprint
 from pedclip.models.spec import ModelSpec
 
 MANIFEST = "pedclip_model.json"
@@ -79,18 +79,27 @@ def read_manifest(folder: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def load_folder(folder: Path, spec: str, options: LoadOptions) -> Encoder:
-    """A checkpoint folder -> Encoder; weights identity is the sha256 of its safetensors file."""
-    manifest = read_manifest(folder)
+def weights_path(folder: Path, manifest: dict) -> Path:
     weights = folder / manifest["weights_file"]
     if not weights.is_file():
         raise PedclipError(
             f"checkpoint {str(folder)!r} lacks its weights file {manifest['weights_file']}; rewrite it"
         )
-    weights_id, parent = file_sha256(weights), manifest.get("parent_fingerprint")
-    preprocess = PreprocessConfig(
+    return weights
+
+
+def manifest_preprocess(manifest: dict) -> PreprocessConfig:
+    return PreprocessConfig(
         **{k: tuple(v) if isinstance(v, list) else v for k, v in manifest["preprocess"].items()}
     )
+
+
+def load_folder(folder: Path, spec: str, options: LoadOptions) -> Encoder:
+    """A checkpoint folder -> Encoder; weights identity is the sha256 of its safetensors file."""
+    manifest = read_manifest(folder)
+    weights = weights_path(folder, manifest)
+    weights_id, parent = file_sha256(weights), manifest.get("parent_fingerprint")
+    preprocess = manifest_preprocess(manifest)
     if manifest["family"] == "openclip":
         from pedclip.models.openclip import open_clip_module, tokenizer_for, wrap_model
 
@@ -104,33 +113,72 @@ def load_folder(folder: Path, spec: str, options: LoadOptions) -> Encoder:
             manifest["arch"]["medclip"], WeightsSource(weights, folder=folder)
         )
         return wrap_medclip(spec, model, tokenize, arch, weights_id, options, parent=parent)
-    raise PedclipError(
+    raise unknown_family(folder, manifest)
+
+
+def unknown_family(folder: Path, manifest: dict) -> PedclipError:
+    return PedclipError(
         f"checkpoint {str(folder)!r} has unknown family {manifest['family']!r}; expected openclip or medclip"
     )
 
 
-@register("local", lister=lambda options: list_local(options))
-def load_local(spec: ModelSpec, options: LoadOptions) -> Encoder:
+def folder_fingerprint(folder: Path, options: LoadOptions) -> str:
+    """Manifest + safetensors sha256, no model built. open_clip: arch and preprocess from the manifest (as the
+    loader takes them); MedCLIP: arch from the folder's vision/ and text/ configs (as the loader derives it)."""
+    manifest = read_manifest(folder)
+    weights_id = file_sha256(weights_path(folder, manifest))
+    if manifest["family"] == "openclip":
+        preprocess = manifest_preprocess(manifest).as_dict()
+        return fingerprint_of("openclip", manifest["arch"], weights_id, preprocess, options.dtype)
+    if manifest["family"] == "medclip":
+        from pedclip.models.medclip import WeightsSource, source_fingerprint
+
+        source = WeightsSource(weights_path(folder, manifest), folder=folder)
+        return source_fingerprint(manifest["arch"]["medclip"], source, weights_id, options.dtype)
+    raise unknown_family(folder, manifest)
+
+
+def local_folder(spec: ModelSpec) -> Path:
     folder = Path(spec.name).expanduser()
     if not folder.is_dir():
         raise PedclipError(
             f"local checkpoint folder {spec.name!r} does not exist; pass a folder written by pedclip train"
         )
-    return load_folder(folder.resolve(), f"local:{folder.resolve()}", options)
+    return folder.resolve()
+
+
+@register("local", lister=lambda options: list_local(options))
+def load_local(spec: ModelSpec, options: LoadOptions) -> Encoder:
+    folder = local_folder(spec)
+    return load_folder(folder, f"local:{folder}", options)
+
+
+@register_fingerprint("local")
+def local_fingerprint(spec: ModelSpec, options: LoadOptions) -> str:
+    return folder_fingerprint(local_folder(spec), options)
 
 
 def demo_folder(name: str, home: Path | None) -> Path:
     return Paths.at(home).checkpoints / f"demo-{name}"
 
 
-@register("demo", lister=lambda options: list_demo(options))
-def load_demo(spec: ModelSpec, options: LoadOptions) -> Encoder:
+def built_demo_folder(spec: ModelSpec, options: LoadOptions) -> Path:
     folder = demo_folder(spec.name, options.home)
     if not (folder / MANIFEST).is_file():
         raise PedclipError(
             f"demo model {spec} is not built yet ({folder} is missing); run `pedclip demo` first"
         )
-    return load_folder(folder, str(spec), options)
+    return folder
+
+
+@register("demo", lister=lambda options: list_demo(options))
+def load_demo(spec: ModelSpec, options: LoadOptions) -> Encoder:
+    return load_folder(built_demo_folder(spec, options), str(spec), options)
+
+
+@register_fingerprint("demo")
+def demo_fingerprint(spec: ModelSpec, options: LoadOptions) -> str:
+    return folder_fingerprint(built_demo_folder(spec, options), options)
 
 
 def list_local(options: LoadOptions) -> list[dict]:

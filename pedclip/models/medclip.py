@@ -3,6 +3,8 @@
 Weights: `--weights` (the released zip, a folder holding pytorch_model.bin or model.safetensors, or the
 file itself), else `<checkpoints>/medclip-<variant>[.zip]`. Configs and tokenizer: the folder's
 `vision/config.json` and `text/` first, then the local HF cache, then the hub when online.
+The architecture part of the fingerprint comes from those configs alone (`medclip_arch`), so
+`fingerprint_for` needs no network built.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ import torch
 
 from pedclip.config import Paths
 from pedclip.errors import PedclipError
-from pedclip.models.base import DTYPES, Encoder, PreprocessConfig
+from pedclip.models.base import Encoder, PreprocessConfig, fingerprint_of, torch_dtype
 from pedclip.models.checkpoint import cached_hub_file, cast_module, file_sha256, hf_offline
 from pedclip.models.medclip_arch import MedCLIP, Text, VisionResNet, VisionViT
 from pedclip.models.medclip_layout import load_released
-from pedclip.models.registry import LoadOptions, register
+from pedclip.models.registry import LoadOptions, register, register_fingerprint
 from pedclip.models.spec import ModelSpec
 
 SWIN_HUB = "microsoft/swin-tiny-patch4-window7-224"
@@ -152,32 +154,58 @@ def hub_folder(repo_id: str, needed: tuple[str, ...], what: str, local: Path | N
     return found.parent
 
 
-def vision_module(variant: str, folder: Path | None, state: dict) -> tuple[torch.nn.Module, dict]:
-    dim = int(state["text_model.projection_head.weight"].shape[0])
-    if variant == "resnet":  # block counts read from the checkpoint keys, so tiny test ResNets load too
-        layers = tuple(1 + max(int(k.split(".")[3]) for k in state if k.startswith(f"vision_model.model.layer{i}."))
-                       for i in range(1, 5))  # fmt: skip
-        return VisionResNet(layers, dim), {"resnet_layers": list(layers), "projection_dim": dim}
+def projection_dim(state: dict) -> int:
+    return int(state["text_model.projection_head.weight"].shape[0])
+
+
+def resnet_layers(state: dict) -> tuple[int, ...]:
+    """Block counts read from the checkpoint keys, so tiny test ResNets load too."""
+    return tuple(1 + max(int(k.split(".")[3]) for k in state if k.startswith(f"vision_model.model.layer{i}."))
+                 for i in range(1, 5))  # fmt: skip
+
+
+def swin_config(folder: Path | None):
     from transformers import SwinConfig
 
     sub = folder / "vision" if folder is not None else None
-    config = SwinConfig.from_json_file(
+    return SwinConfig.from_json_file(
         str(hub_folder(SWIN_HUB, ("config.json",), "Swin config", sub) / "config.json")
     )
-    return VisionViT(config, dim), stable_config(config)
 
 
-def text_module(folder: Path | None, state: dict) -> tuple[Text, object, dict]:
-    from transformers import BertConfig, BertTokenizerFast
+def bert_config(folder: Path | None):
+    from transformers import BertConfig
 
     sub = folder / "text" if folder is not None else None
-    config_dir = hub_folder(BERT_HUB, ("config.json",), "BERT config", sub)
+    return BertConfig.from_json_file(
+        str(hub_folder(BERT_HUB, ("config.json",), "BERT config", sub) / "config.json")
+    )
+
+
+def medclip_arch(variant: str, folder: Path | None, state: dict | None) -> dict:
+    """The fingerprint's architecture: the configs (Swin from JSON; ResNet blocks from `state`'s keys)."""
+    if variant == "resnet":
+        vision = {"resnet_layers": list(resnet_layers(state)), "projection_dim": projection_dim(state)}
+    else:
+        vision = stable_config(swin_config(folder))
+    return {"medclip": variant, "vision": vision, "text": stable_config(bert_config(folder))}
+
+
+def vision_module(variant: str, folder: Path | None, state: dict) -> torch.nn.Module:
+    if variant == "resnet":
+        return VisionResNet(resnet_layers(state), projection_dim(state))
+    return VisionViT(swin_config(folder), projection_dim(state))
+
+
+def text_module(folder: Path | None, state: dict) -> tuple[Text, object]:
+    from transformers import BertTokenizerFast
+
+    sub = folder / "text" if folder is not None else None
     token_dir = hub_folder(BERT_HUB, TOKENIZER_FILES, "tokenizer (vocab.txt)", sub)
-    config = BertConfig.from_json_file(str(config_dir / "config.json"))
+    config = bert_config(folder)
     tokenizer = BertTokenizerFast.from_pretrained(str(token_dir), local_files_only=True)
     tokenizer.model_max_length = MAX_TOKENS
-    dim = int(state["text_model.projection_head.weight"].shape[0])
-    return Text(config, dim), tokenizer, stable_config(config)
+    return Text(config, projection_dim(state)), tokenizer
 
 
 def stable_config(config) -> dict:
@@ -196,17 +224,17 @@ def build_from_source(variant: str, source: WeightsSource) -> tuple[MedCLIP, Med
         raise PedclipError(
             f"weights {str(source.path)!r} are not a MedCLIP state dict (no text_model.projection_head)"
         )
-    vision, vision_arch = vision_module(variant, source.folder, state)
-    text, tokenizer, text_arch = text_module(source.folder, state)
+    vision = vision_module(variant, source.folder, state)
+    text, tokenizer = text_module(source.folder, state)
     model = MedCLIP(vision, text)
     load_released(model, state, str(source.path))
     model.clamp_logit_scale()
-    return model, MedCLIPTokenize(tokenizer), {"medclip": variant, "vision": vision_arch, "text": text_arch}
+    return model, MedCLIPTokenize(tokenizer), medclip_arch(variant, source.folder, state)
 
 
 def wrap_medclip(spec: str, model: MedCLIP, tokenize: MedCLIPTokenize, arch: dict, weights_id: str,
                  options: LoadOptions, parent: str | None = None) -> Encoder:  # fmt: skip
-    model = cast_module(model, options.device, DTYPES[options.dtype])
+    model = cast_module(model, options.device, torch_dtype(options.dtype))
     return Encoder(spec=spec, family="medclip", image_tower=model.vision_model, text_tower=model.text_model,
                    tokenize=tokenize, logit_scale_param=model.logit_scale, preprocess_config=PREPROCESS,
                    weights_id=weights_id, arch=arch, dtype=options.dtype, device=options.device,
@@ -218,6 +246,20 @@ def load_medclip(spec: ModelSpec, options: LoadOptions) -> Encoder:
     source = find_weights(spec.name, options)
     model, tokenize, arch = build_from_source(spec.name, source)
     return wrap_medclip(str(spec), model, tokenize, arch, file_sha256(source.path), options)
+
+
+@register_fingerprint("medclip")
+def medclip_fingerprint(spec: ModelSpec, options: LoadOptions) -> str:
+    """Weights file sha256 plus the configs read from JSON; no network built. medclip:resnet takes its block
+    counts from the checkpoint's keys, so it reads the state dict (still builds and loads nothing)."""
+    source = find_weights(spec.name, options)
+    return source_fingerprint(spec.name, source, file_sha256(source.path), options.dtype)
+
+
+def source_fingerprint(variant: str, source: WeightsSource, weights_id: str, dtype: str) -> str:
+    state = read_weights(source) if variant == "resnet" else None
+    arch = medclip_arch(variant, source.folder, state)
+    return fingerprint_of("medclip", arch, weights_id, PREPROCESS.as_dict(), dtype)
 
 
 def list_medclip(options: LoadOptions) -> list[dict]:

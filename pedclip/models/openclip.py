@@ -11,23 +11,32 @@ from pathlib import Path
 import torch
 
 from pedclip.errors import PedclipError
-from pedclip.models.base import DTYPES, Encoder, PreprocessConfig
+from pedclip.models.base import Encoder, PreprocessConfig, torch_dtype
 from pedclip.models.checkpoint import (
     cached_hub_file,
     cast_module,
     file_sha256,
-    hf_offline,
     is_torchscript,
     read_state_dict,
 )
+from pedclip.models.openclip_config import (
+    CONFIG_DIR,
+    DEFAULT_PREPROCESS,
+    HUB_WEIGHT_FILES,
+    hf_hub_dir,
+    hub_tag_file,
+    preprocess_from_cfg,
+    weights_file,
+)
 from pedclip.models.registry import LoadOptions, register
 from pedclip.models.spec import HF_HUB_PREFIX, ModelSpec
+from pedclip.models.text_trim import TextTower
 
-CONFIG_DIR = Path(__file__).parent / "configs"
-HUB_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 STUDY_SPECS = ("openclip:ViT-B-32-quickgelu/openai", "openclip:pedclip-tiny", "openclip:ViT-B-32-quickgelu")
-QUIET_UNTRAINED = ("pedclip-tiny", "pedclip-demo")  # test and demo starting points: random weights are the point
-RESIZE_KINDS = {"shortest": "resize_crop", "squash": "squash"}
+QUIET_UNTRAINED = (
+    "pedclip-tiny",
+    "pedclip-demo",
+)  # test and demo starting points: random weights are the point
 
 
 def open_clip_module():
@@ -46,15 +55,6 @@ class ImageTower(torch.nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.encode_image(pixels)
-
-
-class TextTower(torch.nn.Module):
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.model.encode_text(tokens)
 
 
 def resolve_name(name: str, tag: str | None) -> tuple[str, dict]:
@@ -91,20 +91,14 @@ def resolve_name(name: str, tag: str | None) -> tuple[str, dict]:
 
 def preprocess_from_model(model: torch.nn.Module) -> PreprocessConfig:
     """The model's own open_clip preprocess cfg as a PreprocessConfig (val transform)."""
-    cfg = dict(model.visual.preprocess_cfg)
-    size = cfg["size"] if isinstance(cfg["size"], int) else cfg["size"][0]
-    if not isinstance(cfg["size"], int) and len(set(cfg["size"])) != 1:
-        raise PedclipError(
-            f"open_clip image size {cfg['size']} is not square; pedclip supports square inputs only"
-        )
-    kind = RESIZE_KINDS.get(cfg.get("resize_mode", "shortest"))
-    if kind is None or cfg.get("mode", "RGB") != "RGB":
-        raise PedclipError(
-            f"open_clip preprocess {cfg} is not supported (resize_mode shortest or squash, mode RGB)"
-        )
-    return PreprocessConfig(kind=kind, size=int(size), mean=tuple(map(float, cfg["mean"])),
-                            std=tuple(map(float, cfg["std"])), channels=3, grayscale=False,
-                            interpolation=cfg.get("interpolation", "bicubic"))  # fmt: skip
+    return preprocess_from_cfg(dict(model.visual.preprocess_cfg))
+
+
+def apply_tag_preprocess(model: torch.nn.Module, tag_cfg: dict) -> None:
+    """What create_model(name, pretrained=tag) does and building with pretrained=None skips: the tag's mean,
+    std, resize mode and interpolation overlay the defaults (SigLIP: 0.5 and squash); size stays the tower's."""
+    overlay = {k: v for k, v in tag_cfg.items() if k in DEFAULT_PREPROCESS and k != "size" and v is not None}
+    model.visual.preprocess_cfg = {**model.visual.preprocess_cfg, **overlay}
 
 
 def build_untrained(name: str, seed: int) -> torch.nn.Module:
@@ -144,47 +138,6 @@ def jit_state_dict(path: Path, model: torch.nn.Module) -> dict[str, torch.Tensor
     return {k: v for k, v in state.items() if k not in dropped}
 
 
-def hub_tag_file(name: str, tag: str, cfg: dict) -> tuple[Path, str]:
-    """The tag's weights from the local HF cache, downloading through open_clip only when online."""
-    repo = cfg.get("hf_hub", "").rstrip("/")
-    repo_id, filename = (repo, None) if repo.count("/") <= 1 else repo.rsplit("/", 1)
-    names = (filename,) if filename else HUB_WEIGHT_FILES
-    found = cached_hub_file(repo_id, names) if repo_id else None
-    if found is None and not hf_offline():
-        try:
-            found = Path(open_clip_module().download_pretrained(cfg))
-        except Exception:  # noqa: BLE001 - no network or no such file: the error below says what to get
-            found = None
-    if found is None or not found.is_file():
-        where = f"the Hugging Face repo {repo_id}" if repo_id else cfg.get("url", "?")
-        also = f" or {cfg['url']}" if cfg.get("url") else ""
-        raise PedclipError(
-            f"weights for openclip:{name}/{tag} are not on disk and the hub is unreachable; get {' or '.join(names)}"
-            f" from {where}{also} and pass it with --weights FILE"
-        )
-    if found.parent.parent.name != "snapshots":  # fetched from the URL fallback: no hub revision to name
-        return found, file_sha256(found)
-    return found, f"hf:{repo_id}@{found.parent.name}/{found.name}"
-
-
-def hf_hub_dir(repo_id: str) -> Path:
-    """A cached snapshot of an open_clip hf-hub repo (config + weights), fetched only when online."""
-    found = cached_hub_file(repo_id, ("open_clip_config.json",))
-    if found is None and not hf_offline():
-        try:
-            from huggingface_hub import snapshot_download
-
-            found = Path(snapshot_download(repo_id)) / "open_clip_config.json"
-        except Exception:  # noqa: BLE001 - no network: the error below says what to get
-            found = None
-    if found is None or not found.is_file():
-        raise PedclipError(
-            f"openclip:hf-hub:{repo_id} is not in the local Hugging Face cache and the hub is unreachable; download"
-            f" the repo {repo_id} (open_clip_config.json and its weights) when online, or pass --weights FILE"
-        )
-    return found.parent
-
-
 class OpenClipTokenize:
     """open_clip's tokenizer for `source` (a model name or local-dir:), as a callable over a list of texts."""
 
@@ -212,8 +165,9 @@ def load_openclip(spec: ModelSpec, options: LoadOptions) -> Encoder:
     if spec.is_hf_hub:
         return _load_hf_hub(spec, options)
     name, cfg = resolve_name(spec.name, spec.tag)
-    path, weights_id = _weights_for(spec, name, cfg, options)  # before building: a missing file fails fast
+    path, weights_id = weights_for(spec, name, cfg, options)  # before building: a missing file fails fast
     model = build_untrained(name, options.seed)
+    apply_tag_preprocess(model, cfg)
     if path is not None:
         load_weights_file(model, path)
     elif name not in QUIET_UNTRAINED:
@@ -223,10 +177,10 @@ def load_openclip(spec: ModelSpec, options: LoadOptions) -> Encoder:
     return wrap_model(str(spec), model, arch, weights_id, options, tokenizer_for(name))
 
 
-def _weights_for(spec: ModelSpec, name: str, cfg: dict, options: LoadOptions) -> tuple[Path | None, str]:
+def weights_for(spec: ModelSpec, name: str, cfg: dict, options: LoadOptions) -> tuple[Path | None, str]:
     """(file to load or None, weights identity): --weights file sha256, hub tag revision, or the seed."""
     if options.weights is not None:
-        path = _weights_file(options.weights)
+        path = weights_file(options.weights)
         return path, file_sha256(path)
     if spec.tag is not None:
         return hub_tag_file(name, spec.tag, cfg)
@@ -242,26 +196,10 @@ def _load_hf_hub(spec: ModelSpec, options: LoadOptions) -> Encoder:
     arch = {"open_clip_config": config.get("model_cfg", {})}
     weights_id = f"hf:{repo_id}@{folder.name}"
     if options.weights is not None:  # the hub gave the architecture; the file gives the weights
-        path = _weights_file(options.weights)
+        path = weights_file(options.weights)
         load_weights_file(model, path)
         weights_id = file_sha256(path)
     return wrap_model(str(spec), model, arch, weights_id, options, tokenizer_for(f"local-dir:{folder}"))
-
-
-def _weights_file(path: Path) -> Path:
-    if path.is_file():
-        return path
-    for name in (
-        *HUB_WEIGHT_FILES,
-        "open_clip_pytorch_model.safetensors",
-        "model.safetensors",
-        "pytorch_model.bin",
-    ):
-        if (path / name).is_file():
-            return path / name
-    raise PedclipError(
-        f"no open_clip weights file in folder {str(path)!r}; pass the .pt/.bin/.safetensors file itself"
-    )
 
 
 def wrap_model(spec: str, model: torch.nn.Module, arch: dict, weights_id: str, options: LoadOptions,
@@ -269,7 +207,7 @@ def wrap_model(spec: str, model: torch.nn.Module, arch: dict, weights_id: str, o
                preprocess: PreprocessConfig | None = None) -> Encoder:  # fmt: skip
     """An open_clip CLIP as an Encoder: preprocess from the model's own cfg, weights cast to the dtype."""
     preprocess = preprocess or preprocess_from_model(model)
-    model = cast_module(model, options.device, DTYPES[options.dtype])
+    model = cast_module(model, options.device, torch_dtype(options.dtype))
     return Encoder(spec=spec, family="openclip", image_tower=ImageTower(model), text_tower=TextTower(model),
                    tokenize=tokenize, logit_scale_param=model.logit_scale, preprocess_config=preprocess,
                    weights_id=weights_id, arch=arch, dtype=options.dtype, device=options.device,

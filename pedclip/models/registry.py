@@ -2,6 +2,9 @@
 
 Each family module registers itself with `@register(family, lister=...)`; the lister says which specs
 of that family exist, what they need and whether their weights are on disk (for `pedclip models list`).
+`fingerprint_for(spec)` gives the fingerprint `load_encoder(spec)` would, without building the model,
+from the function each family registers with `@register_fingerprint(family)` in a module that does not
+import torch at import time (FINGERPRINT_MODULES).
 """
 
 from __future__ import annotations
@@ -10,12 +13,16 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pedclip.errors import PedclipError
-from pedclip.models.base import Encoder
 from pedclip.models.spec import FAMILIES, ModelSpec, parse_spec
 
+if TYPE_CHECKING:
+    from pedclip.models.base import Encoder
+
 FAMILY_MODULES = {"openclip": "openclip", "medclip": "medclip", "local": "local", "demo": "local"}
+FINGERPRINT_MODULES = {"openclip": "openclip_config", "medclip": "medclip", "local": "local", "demo": "local"}
 LOAD_DTYPES = ("fp32", "bf16")
 
 
@@ -30,8 +37,9 @@ class LoadOptions:
     seed: int = 0  # only for untrained (random) weights
 
 
-Loader = Callable[[ModelSpec, LoadOptions], Encoder]
+Loader = Callable[[ModelSpec, LoadOptions], "Encoder"]
 Lister = Callable[[LoadOptions], list[dict]]
+Fingerprinter = Callable[[ModelSpec, LoadOptions], str]
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,7 @@ class Family:
 
 
 _FAMILIES: dict[str, Family] = {}
+_FINGERPRINTERS: dict[str, Fingerprinter] = {}
 
 
 def register(family: str, lister: Lister | None = None) -> Callable[[Loader], Loader]:
@@ -51,6 +60,18 @@ def register(family: str, lister: Lister | None = None) -> Callable[[Loader], Lo
             raise ValueError(f"family {family!r} is not in spec.FAMILIES {FAMILIES}")
         _FAMILIES[family] = Family(loader, lister)
         return loader
+
+    return wrap
+
+
+def register_fingerprint(family: str) -> Callable[[Fingerprinter], Fingerprinter]:
+    """Decorator: make `fingerprinter` compute `family`'s fingerprint without building the model."""
+
+    def wrap(fingerprinter: Fingerprinter) -> Fingerprinter:
+        if family not in FAMILIES:
+            raise ValueError(f"family {family!r} is not in spec.FAMILIES {FAMILIES}")
+        _FINGERPRINTERS[family] = fingerprinter
+        return fingerprinter
 
     return wrap
 
@@ -71,6 +92,32 @@ def load_encoder(
     seed: int = 0,
 ) -> Encoder:
     """Build the `Encoder` a spec names (see `pedclip models list`), in eval mode on `device`."""
+    parsed, options = _checked(spec, weights, device, dtype, home, seed)
+    return family_loader(parsed.family).loader(parsed, options)
+
+
+def fingerprint_for(
+    spec: str,
+    weights: str | Path | None = None,
+    dtype: str = "fp32",
+    home: str | Path | None = None,
+    seed: int = 0,
+) -> str:
+    """The fingerprint `load_encoder(spec, ...)` would give, without building the network or loading weights:
+    from the weights' identity (seed, hub revision, file sha256) and the configs on disk. Families without
+    a registered fingerprinter fall back to loading the model; so do, within the families, the cases that
+    cannot be done cheaply (see each family's fingerprinter). Not device-dependent."""
+    parsed, options = _checked(spec, weights, "cpu", dtype, home, seed)
+    if parsed.family not in _FINGERPRINTERS and parsed.family in FINGERPRINT_MODULES:
+        importlib.import_module(f"pedclip.models.{FINGERPRINT_MODULES[parsed.family]}")
+    fingerprinter = _FINGERPRINTERS.get(parsed.family)
+    if fingerprinter is None:
+        return family_loader(parsed.family).loader(parsed, options).fingerprint
+    return fingerprinter(parsed, options)
+
+
+def _checked(spec, weights, device, dtype, home, seed) -> tuple[ModelSpec, LoadOptions]:
+    """Parse the spec and check the options the same way for loading and fingerprinting."""
     if dtype not in LOAD_DTYPES:
         raise PedclipError(f"unknown dtype {dtype!r}; expected one of: {', '.join(LOAD_DTYPES)}")
     parsed = parse_spec(spec)
@@ -85,7 +132,7 @@ def load_encoder(
         raise PedclipError(
             f"weights path {str(options.weights)!r} does not exist; pass an existing file or folder"
         )
-    return family_loader(parsed.family).loader(parsed, options)
+    return parsed, options
 
 
 def list_specs(weights: str | Path | None = None, home: str | Path | None = None) -> list[dict]:

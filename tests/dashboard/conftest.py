@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from dashboard_store import TINY_SPEC, FixtureInfo, build_fixture_store
-
-APP = Path(__file__).resolve().parents[2] / "pedclip" / "dashboard" / "app.py"
+from dashboard_store import APP, TINY_SPEC, FixtureInfo, build_fixture_store
 
 
 @pytest.fixture(scope="session")
@@ -32,11 +28,3 @@ def app(fixture_store, monkeypatch):
 
     monkeypatch.setenv("PEDCLIP_HOME", str(fixture_store.home))
     return AppTest.from_file(str(APP), default_timeout=60)
-
-
-def open_page(at, page: str):
-    """Run the app, switch to views/<page>.py, run it, and fail on any exception shown."""
-    at.run()
-    at.switch_page(f"views/{page}.py").run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at

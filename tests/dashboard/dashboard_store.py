@@ -140,3 +140,14 @@ def build_cases_only(home: Path) -> None:
             home / "datasets" / "tiny", "tiny", 6, 1, ["train", "train", "val", "val", "test", "test"], "A"
         ),
     )
+
+
+APP = Path(__file__).resolve().parents[2] / "pedclip" / "dashboard" / "app.py"
+
+
+def open_page(at, page: str):
+    """Run the app, switch to views/<page>.py, run it, and fail on any exception shown."""
+    at.run()
+    at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from conftest import open_page
+from dashboard_store import open_page
 
 from pedclip.store import Store
 from pedclip.store.runs import runs_frame

@@ -7,8 +7,7 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import open_page
-from dashboard_store import draw
+from dashboard_store import draw, open_page
 
 from pedclip.dashboard import access
 from pedclip.eval.rescore import rescore
@@ -22,7 +21,7 @@ def metric(at, label: str) -> str:
 
 
 def test_empty_store_says_to_run_the_demo(home, monkeypatch):
-    from conftest import APP
+    from dashboard_store import APP
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("PEDCLIP_HOME", str(home))
@@ -33,8 +32,7 @@ def test_empty_store_says_to_run_the_demo(home, monkeypatch):
 
 
 def test_a_store_with_cases_but_no_embeddings_or_runs_renders_every_page(home, monkeypatch):
-    from conftest import APP
-    from dashboard_store import build_cases_only
+    from dashboard_store import APP, build_cases_only
     from streamlit.testing.v1 import AppTest
 
     build_cases_only(home)
