@@ -106,3 +106,17 @@ def test_towers_it_cannot_prove_exact_run_the_full_forward(tiny) -> None:
             torch.testing.assert_close(tower(tokens), model.encode_text(tokens), atol=0, rtol=0)
     mask = torch.full((5, 5), float("-inf")).triu(1)
     assert is_causal_mask(mask) and not is_causal_mask(mask.T) and not is_causal_mask(None)
+
+
+def test_few_prompts_run_on_one_thread_and_the_thread_count_is_restored() -> None:
+    import torch
+
+    from pedclip.models import load_encoder
+    from pedclip.models.base import FEW_TEXTS
+
+    encoder = load_encoder("openclip:pedclip-tiny")
+    before = torch.get_num_threads()
+    few = encoder.encode_texts(["clear lungs", "pneumonia"])
+    many = encoder.encode_texts(["clear lungs", "pneumonia"] + ["x"] * FEW_TEXTS)
+    assert torch.get_num_threads() == before
+    np.testing.assert_allclose(few, many[:2], atol=1e-6)
