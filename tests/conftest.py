@@ -53,3 +53,13 @@ def tiny_medclip(tiny_medclip_vit: TinyMedCLIP):
     from pedclip.models import load_encoder
 
     return load_encoder("medclip:vit", weights=str(tiny_medclip_vit.folder))
+
+
+@pytest.fixture(scope="session")
+def quick_demo_home(tmp_path_factory) -> Path:
+    """`pedclip demo --quick` run once per session (minutes); tests that write to it copy it first."""
+    from pedclip.cli import main
+
+    home = tmp_path_factory.mktemp("demo") / "home"
+    assert main(["--home", str(home), "demo", "--quick", "--json"]) == 0
+    return home

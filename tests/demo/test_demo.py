@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import pytest
 
-from pedclip.cli import main
 from pedclip.demo.data import generic_caption, write_captioned_manifest
 from pedclip.demo.models import corpus_vocab
+from pedclip.store import Store
+from pedclip.store.runs import runs_frame
 
 pytestmark = pytest.mark.slow
 
@@ -39,11 +38,8 @@ def test_vocabulary_keeps_corpus_words_whole_and_can_spell_anything() -> None:
     assert len(vocab) == len(set(vocab))
 
 
-def test_quick_demo_fills_tables_1_to_4_in_both_protocols(tmp_path, capsys) -> None:
-    home = tmp_path / "home"
-    assert main(["--home", str(home), "demo", "--quick", "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    out = home / "reports" / "demo"
+def test_quick_demo_fills_tables_1_to_4_in_both_protocols(quick_demo_home) -> None:
+    out = quick_demo_home / "reports" / "demo"
     assert (out / "tables.md").is_file() and (out / "report.html").stat().st_size > 100_000  # plotly inlined
     counts = pd.read_csv(out / "table1.csv")
     assert set(counts[counts["source"] == "store"]["name"]) == {"peds-a", "peds-b"}
@@ -52,4 +48,5 @@ def test_quick_demo_fills_tables_1_to_4_in_both_protocols(tmp_path, capsys) -> N
         ours = frame[frame["source"].isin(["paper", "sound"])]
         assert len(ours) == 8, table  # 2 sites x 2 methods x 2 protocols
         assert ours["AUC"].notna().all(), ours[["dataset", "method", "source", "note"]]
-    assert set(result["models"].values()) == {"demo:clip", "demo:medclip"}
+    probes = runs_frame(Store.open(quick_demo_home), ["probe"])
+    assert set(probes["model"]) == {"demo:clip", "demo:medclip"}  # the two pretrained demo models
