@@ -30,25 +30,57 @@ class DemoConfig:
     seed: int = 0
     n: int | None = None  # films per site (None: each site's default: 600 / 300 / 1000)
     size: int = 256  # long side of the films in pixels
-    pretrain_epochs: int = 12
+    pretrain_epochs: int = 12  # demo:clip (ViT/32: cheap per epoch)
+    # demo:medclip's image tower: swin is cheap but learns nothing in budget; resnet learns (validation AUROC
+    # 0.74 after 2 epochs) but at ~90x the compute of swin (minutes per epoch on 2 busy cores)
+    medclip_vision: str = "swin"
+    medclip_epochs: int = 8
     finetune_epochs: int = 10
     patience: int = 5
     batch_size: int = 64
+    medclip_batch_size: int = 32  # more steps per epoch in few epochs
     pretrain_lr: float = 5e-4
+    medclip_lr: float = 1e-3
     finetune_lr: float = 1e-4  # the study's 1e-5 moves these small models too little in a few epochs
     protocols: tuple[str, ...] = ("sound", "paper")
 
     @classmethod
     def for_mode(cls, quick: bool, seed: int = 0) -> DemoConfig:
         if quick:
-            return cls(quick=True, seed=seed, n=120, size=192, pretrain_epochs=3, finetune_epochs=2, patience=2,
-                       batch_size=32)  # fmt: skip
+            return cls(quick=True, seed=seed, n=120, size=192, pretrain_epochs=3, medclip_epochs=2,
+                       finetune_epochs=2, patience=2, batch_size=32)  # fmt: skip
         return cls(seed=seed)
 
     def recipe(self, model: str) -> dict:
         """What determines a pretrained demo model: reused only when this matches."""
-        keys = ("seed", "n", "size", "pretrain_epochs", "batch_size", "pretrain_lr")
-        return {"model": model, **{k: asdict(self)[k] for k in keys}}
+        recipe = {
+            "model": model,
+            **{k: asdict(self)[k] for k in ("seed", "n", "size")},
+            **({"vision": self.medclip_vision} if model == "medclip" else {}),
+            **asdict(self.schedule(model)),
+        }
+        return json.loads(json.dumps(recipe))  # as read back from RECIPE_FILE (tuples become lists)
+
+    def schedule(self, model: str) -> Pretraining:
+        if model == "medclip":
+            # MedCLIP's own label-similarity loss (its pretraining paired films by label too); selected on
+            # validation AUROC of report-style prompts, the words its corpus taught it
+            return Pretraining(self.medclip_epochs, self.medclip_batch_size, self.medclip_lr, "semantic", "sound",
+                               ("no focal consolidation", "consolidation, consistent with pneumonia"))  # fmt: skip
+        # generic captions say nothing about the lungs: select on validation loss, no class prompts involved
+        return Pretraining(self.pretrain_epochs, self.batch_size, self.pretrain_lr, "clip", "paper", None)
+
+
+@dataclass(frozen=True)
+class Pretraining:
+    """How one demo model is pretrained."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    loss: str
+    protocol: str  # sound: keep the epoch with the best validation AUROC of `class_words`; paper: lowest loss
+    class_words: tuple[str, str] | None
 
 
 @dataclass
@@ -77,12 +109,14 @@ def _pretrain(store: Store, name: str, start, dataset: str, config: DemoConfig, 
     if (target / RECIPE_FILE).is_file() and json.loads((target / RECIPE_FILE).read_text()) == recipe:
         say(f"demo:{name} already built ({target})")
         return f"demo:{name}"
-    say(f"pretraining demo:{name} on {dataset} ({config.pretrain_epochs} epochs)")
+    plan = config.schedule(name)
+    say(f"pretraining demo:{name} on {dataset} ({plan.epochs} epochs)")
     init = save_local(start, store.paths.checkpoints / f"demo-{name}-init")
     result = finetune(store, FinetuneConfig(
-        model=f"local:{init}", dataset=dataset, text="reports", loss="clip", epochs=config.pretrain_epochs,
-        patience=config.pretrain_epochs, batch_size=config.batch_size, lr=config.pretrain_lr, weight_decay=0.01,
-        optimizer="adamw", protocol="paper", seed=config.seed, embed=False,
+        model=f"local:{init}", dataset=dataset, text="reports", loss=plan.loss, epochs=plan.epochs,
+        patience=plan.epochs, batch_size=plan.batch_size, lr=plan.lr, weight_decay=0.01, optimizer="adamw",
+        protocol=plan.protocol, seed=config.seed, embed=False,
+        **({"prompt_template": "{}.", "class_words": plan.class_words} if plan.class_words else {}),
     ))  # fmt: skip
     if target.exists():
         shutil.rmtree(target)
@@ -99,7 +133,12 @@ def build_models(store: Store, data: DemoData, config: DemoConfig, say: Say) -> 
     return {
         "CLIP": _pretrain(store, "clip", untrained_clip(config.seed), data.captioned, config, say),
         "MedCLIP": _pretrain(
-            store, "medclip", untrained_medclip(reports, config.seed), data.corpus, config, say
+            store,
+            "medclip",
+            untrained_medclip(reports, config.seed, config.medclip_vision),
+            data.corpus,
+            config,
+            say,
         ),
     }
 
