@@ -148,7 +148,7 @@ def embed_sites(store: Store, models: dict[str, str], data: DemoData, say: Say) 
         encoder = load_encoder(spec, home=store.paths.home)
         for dataset in (data.ucsd, data.ori):
             report = embed_dataset(store, encoder, dataset, EmbedConfig(batch_size=32))
-            say(f"embedded {dataset} with {spec}: {report.as_dict().get('encoded', '?')} new images")
+            say(f"embedded {dataset} with {spec}: {report.embedded} new images")
 
 
 def finetune_and_transfer(store: Store, models: dict[str, str], data: DemoData, config: DemoConfig, say: Say):
