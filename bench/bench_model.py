@@ -60,6 +60,24 @@ def prompts_per_second(encoder, prompts: list[str], repeats: int) -> tuple[float
     return len(prompts) / statistics.median(times), out
 
 
+def tower_ms(encoder, prompts: list[str], threads: int, repeats: int = 20) -> float:
+    """Median ms of the text tower alone on `threads` intra-op threads (restored afterwards)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            tokens = encoder.tokenize(prompts)
+            encoder.text_tower(tokens)  # warm-up
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                encoder.text_tower(tokens)
+                times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(before)
+    return 1000 * statistics.median(times)
+
+
 def bench_text(device: str) -> None:
     from pedclip.models.text_trim import TextTower
 
@@ -74,6 +92,9 @@ def bench_text(device: str) -> None:
         print(f"text_fp32_{n}_prompts full {full_rate:.1f} prompts/s ({1000 * n / full_rate:.1f} ms) | trimmed "
               f"{trim_rate:.1f} prompts/s ({1000 * n / trim_rate:.1f} ms) | max abs diff "
               f"{np.abs(full_out - trim_out).max():.2e}")  # fmt: skip
+    # encode_texts puts up to FEW_TEXTS prompts on one thread; this shows why (the gap grows with other load)
+    print(f"text_fp32_2_prompts one thread {tower_ms(trimmed, prompts[:2], 1):.1f} ms | "
+          f"two threads {tower_ms(trimmed, prompts[:2], 2):.1f} ms")  # fmt: skip
 
 
 def main() -> None:
