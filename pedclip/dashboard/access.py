@@ -136,6 +136,13 @@ def embedded_models(store: Store) -> pd.DataFrame:
     )
 
 
+def model_labels(store: Store) -> dict[str, str]:
+    """Readable model labels keyed by fingerprint and by spec (see `labels.model_labels`)."""
+    from pedclip.dashboard.labels import model_labels as labels_of
+
+    return labels_of(store_embeddings.models_frame(store), store_runs.runs_frame(store))
+
+
 def case_vectors(store: Store, fingerprint: str, dataset: str, splits: Sequence[str] | None = None):
     """(cases frame, (n, d) vectors) of the cached image embeddings; never encodes an image."""
     return store_embeddings.case_vectors(store, fingerprint, dataset, splits)

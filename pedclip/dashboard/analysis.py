@@ -43,6 +43,15 @@ class OperatingPoint:
     def precision(self) -> float:
         return self.tp / (self.tp + self.fp) if self.tp + self.fp else math.nan
 
+    def reason(self, name: str) -> str | None:
+        """Why a rate is undefined at this threshold (None when it is defined)."""
+        empty = {"sensitivity": (self.tp + self.fn, "no pneumonia case"),
+                 "specificity": (self.tn + self.fp, "no normal case"),
+                 "precision": (self.tp + self.fp, "no case predicted positive"),
+                 "accuracy": (self.tp + self.fp + self.tn + self.fn, "no cases")}  # fmt: skip
+        total, why = empty[name]
+        return None if total else why
+
     def matrix(self) -> np.ndarray:
         """[[tn, fp], [fn, tp]]: rows are the true label, columns the prediction (scikit-learn's order)."""
         return np.array([[self.tn, self.fp], [self.fn, self.tp]])
@@ -187,10 +196,42 @@ def _number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def headline_reason(metrics: dict, name: str) -> str | None:
+    """The reason a run stored for an undefined metric (`{name: {"reason": ...}}`), if any."""
+    for nest in ("metrics", "test"):
+        if name not in metrics and isinstance(metrics.get(nest), dict):
+            metrics = metrics[nest]
+    value = metrics.get(name)
+    reason = value.get("reason") if isinstance(value, dict) else None
+    return str(reason) if reason else None
+
+
+def format_metric(metrics: dict, name: str, ci: bool = True) -> str:
+    """'value [low, high]' (or 'value' without `ci`), or 'n/a (reason)' when the run stored why it is undefined."""
+    value, low, high = headline(metrics, name)
+    text = format_ci(value, low, high) if ci else format_ci(value, None, None)
+    reason = headline_reason(metrics, name)
+    return f"n/a ({reason})" if text == "n/a" and reason else text
+
+
+def format_rate(value: float | None, reason: str | None = None) -> str:
+    """A rate with 3 decimals, 'n/a' when undefined (never 'nan')."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.3f}"
+
+
+def format_distance(distance: float) -> str:
+    """Neighbour distance (1 - cosine) with enough digits to tell close neighbours apart."""
+    if distance != distance:
+        return "n/a"
+    return f"{distance:.4f}" if abs(distance) >= 1e-3 or distance == 0 else f"{distance:.3e}"
+
+
 def format_ci(value: float | None, low: float | None, high: float | None) -> str:
     if value is None or math.isnan(value):
         return "n/a"
-    if low is None or high is None:
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
         return f"{value:.3f}"
     return f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
@@ -227,6 +268,24 @@ def duplicate_images(cases: pd.DataFrame) -> pd.DataFrame:
         datasets=("dataset", lambda s: ", ".join(sorted(set(s)))),
     )  # fmt: skip
     return grouped.reset_index()
+
+
+def duplicates_across_splits(cases: pd.DataFrame) -> pd.DataFrame:
+    """Within one dataset: identical images whose copies sit in different splits (a leak, like `data audit`)."""
+    dups = duplicate_images(cases)
+    return dups[dups["splits"].str.contains(",", regex=False)].reset_index(drop=True)
+
+
+def shared_with_other_datasets(cases: pd.DataFrame, all_cases: pd.DataFrame) -> pd.DataFrame:
+    """Other datasets holding identical images (same sha256) as `cases`: dataset, images (distinct shas).
+
+    Information, not leakage: two datasets may hold the same films on purpose (e.g. with other texts).
+    """
+    mine = set(cases["image_sha256"])
+    name = cases["dataset"].iat[0] if len(cases) else None
+    others = all_cases[(all_cases["dataset"] != name) & all_cases["image_sha256"].isin(mine)]
+    counts = others.groupby("dataset")["image_sha256"].nunique()
+    return counts.rename("images").reset_index().sort_values(["images", "dataset"], ascending=[False, True])
 
 
 def run_threshold(run: dict) -> float:

@@ -44,13 +44,35 @@ def to_display(img: Image.Image, size: int) -> Image.Image:
     return img
 
 
+def relocated(paths: Paths, path: str) -> str:
+    """`path` (a file or a folder) itself, or, when it is missing, the same path relative to an old home found
+    under this home.
+
+    A store copied to another folder keeps the absolute paths of its old home in `cases`
+    (`/old/home/datasets/x/1.png`); the copy holds that file at `<home>/datasets/x/1.png`. The longest
+    tail of the path that exists under this home wins; nothing outside this home is ever tried. The same holds
+    for a fine-tuned model's `local:` checkpoint folder.
+    """
+    original = Path(path)
+    if original.exists():
+        return path
+    home = paths.home.resolve()
+    parts = original.parts[1:] if original.is_absolute() else original.parts
+    for start in range(len(parts) - 1):  # a folder and the file name must match, never a bare name
+        candidate = (home / Path(*parts[start:])).resolve()
+        if candidate.is_relative_to(home) and candidate.exists():
+            return str(candidate)
+    return path
+
+
 def case_thumbnail(paths: Paths, case: dict, load_image, size: int = THUMB_SIZE) -> bytes:
     """PNG bytes of a case's thumbnail: read from the cache, or decoded once with `load_image(path, member)`."""
     target = thumbnail_path(paths, case["image_sha256"], size)
     if target.exists():
         return target.read_bytes()
     member = case.get("member")
-    img = load_image(case["path"], None if member is None or member != member else member)  # NaN -> None
+    path = relocated(paths, case["path"])
+    img = load_image(path, None if member is None or member != member else member)  # NaN -> None
     buffer = io.BytesIO()
     to_display(img, size).save(buffer, format="PNG")
     data = buffer.getvalue()

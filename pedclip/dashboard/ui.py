@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from pedclip.config import HOME_ENV, Paths
-from pedclip.dashboard import access, analysis, thumbs
+from pedclip.dashboard import access, analysis, labels, thumbs
 from pedclip.errors import PedclipError
 
 READ_TTL_S = 5
@@ -60,6 +60,12 @@ ingest_errors = _cached(access.ingest_errors)
 embedded_models = _cached(access.embedded_models)
 case_vectors = _cached(access.case_vectors)
 predictions_for_cases = _cached(access.predictions_for_cases)
+model_labels = _cached(access.model_labels)
+
+
+def model_label(spec_or_fingerprint: str) -> str:
+    """`demo:clip fine-tuned on peds-a (sound) · finetune-…-e8194a` for a checkpoint spec; plain specs as is."""
+    return model_labels().get(spec_or_fingerprint, str(spec_or_fingerprint))
 
 
 @st.cache_resource(max_entries=2, show_spinner="loading the model once for this dashboard ...")
@@ -68,9 +74,15 @@ def encoder(spec: str, home_dir: str):
     return access.load_encoder(spec, home_dir)
 
 
+def loadable_spec(spec: str) -> str:
+    """A `local:` checkpoint of a store copied elsewhere is loaded from its copy under this home."""
+    prefix = "local:"
+    return prefix + thumbs.relocated(paths(), spec[len(prefix) :]) if spec.startswith(prefix) else spec
+
+
 def model_encoder(model: dict):
     """The encoder of a model row, checked to be the one that made the cached embeddings."""
-    loaded = encoder(model["spec"], home())
+    loaded = encoder(loadable_spec(model["spec"]), home())
     if loaded.fingerprint != model["fingerprint"]:
         raise PedclipError(
             f"model {model['spec']} loads here with fingerprint {loaded.fingerprint}, not {model['fingerprint']} "
@@ -92,7 +104,7 @@ def run_label(runs: pd.DataFrame) -> Callable[[str], str]:
 
     def label(run_id: str) -> str:
         row = by_id.loc[run_id]
-        return f"{run_id} · {row['model']} · {row['eval_dataset']}/{row['split']}"
+        return f"{run_id} · {model_label(row['model'])} · {row['eval_dataset']}/{row['split']} · {row['protocol']}"
 
     return label
 
@@ -102,23 +114,55 @@ def runs_with_predictions() -> pd.DataFrame:
     return runs[runs["kind"].notna()].reset_index(drop=True)
 
 
+KEPT = "_kept_"  # prefix of the session keys that remember a choice across pages (widget state is dropped)
+
+
+def kept(key: str, options: list, default):
+    """The choice remembered under `key` if it is still an option, else `default`."""
+    value = st.session_state.get(KEPT + key)
+    if isinstance(default, list):
+        value = [v for v in value if v in options] if isinstance(value, list) else None
+        return value or default
+    return value if value in options else default
+
+
+def keep(key: str, value) -> None:
+    st.session_state[KEPT + key] = value
+
+
+def pick_run(runs: pd.DataFrame, key: str, label: str = "Run") -> str:
+    """A run picker that opens on the most informative run (`labels.default_run`) and remembers the choice."""
+    options = runs["run_id"].tolist()
+    start = kept(key, options, labels.default_run(runs))
+    run_id = st.selectbox(label, options, index=options.index(start), format_func=run_label(runs), key=key)
+    keep(key, run_id)
+    return run_id
+
+
 def pick_model_dataset(key: str) -> tuple[dict, str] | None:
-    """A model with cached image embeddings and one of its datasets; None (with a note) when there is none."""
+    """A model with cached image embeddings and one of its datasets; None (with a note) when there is none.
+
+    The options are the models' specs, shown by their readable labels (a fine-tuned checkpoint by what it is).
+    """
     models = embedded_models()
     if models.empty:
         st.info("No image embeddings yet: run `pedclip embed` (or `pedclip demo`).")
         return None
-    labels = {
-        f"{r.spec} ({r.fingerprint[:8]})": r.fingerprint
-        for r in models.drop_duplicates("fingerprint").itertuples()
-    }
+    specs = models.drop_duplicates("fingerprint").drop_duplicates("spec", keep="last")["spec"].tolist()
     left, right = st.columns(2)
-    chosen = left.selectbox("Model", list(labels), key=f"{key}_model")
-    fingerprint = labels[chosen]
-    mine = models[models["fingerprint"] == fingerprint]
-    dataset = right.selectbox("Dataset", mine["dataset"].tolist(), key=f"{key}_dataset")
+    start = kept(f"{key}_model", specs, specs[0])
+    spec = left.selectbox(
+        "Model", specs, index=specs.index(start), format_func=model_label, key=f"{key}_model"
+    )
+    keep(f"{key}_model", spec)
+    mine = models[models["spec"] == spec]
+    mine = mine[mine["fingerprint"] == mine["fingerprint"].iat[-1]]
+    datasets = mine["dataset"].tolist()
+    start = kept(f"{key}_dataset", datasets, datasets[0])
+    dataset = right.selectbox("Dataset", datasets, index=datasets.index(start), key=f"{key}_dataset")
+    keep(f"{key}_dataset", dataset)
     row = mine[mine["dataset"] == dataset].iloc[0].to_dict()
-    st.caption(f"{row['embedded']} of {row['cases']} cases embedded · dimension {row['dim']}")
+    st.caption(f"{row['embedded']} of {row['cases']} cases embedded · dimension {row['dim']} · `{spec}`")
     return row, dataset
 
 
@@ -163,9 +207,11 @@ def metric_cards(
     metrics: dict, names: tuple[str, ...] = ("auroc", "recall", "specificity", "accuracy")
 ) -> None:
     titles = {"auroc": "AUROC", "recall": "Sensitivity", "specificity": "Specificity", "accuracy": "Accuracy",
-              "auprc": "AUPRC", "f1": "F1"}  # fmt: skip
+              "auprc": "AUPRC", "f1": "F1", "precision": "Precision"}  # fmt: skip
     for col, name in zip(st.columns(len(names)), names, strict=True):
         value, low, high = analysis.headline(metrics, name)
-        col.metric(titles.get(name, name), "n/a" if value is None else f"{value:.3f}")
+        col.metric(titles.get(name, name), analysis.format_rate(value))
         if low is not None and high is not None:
             col.caption(f"95% CI [{low:.3f}, {high:.3f}]")
+        elif value is None:
+            col.caption(analysis.headline_reason(metrics, name) or "undefined")

@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 from pedclip.eval.bootstrap import BootstrapConfig, metrics_with_ci
 from pedclip.store import Store
 from pedclip.store.cases import CaseRow, IngestError, replace_cases, replace_ingest_errors, upsert_dataset
-from pedclip.store.embeddings import put_image_embeddings, register_model
+from pedclip.store.embeddings import case_vectors, put_image_embeddings, register_model
 from pedclip.store.runs import save_run
 
 TINY_SPEC = "openclip:pedclip-tiny"
@@ -72,18 +72,19 @@ def _vectors(labels: np.ndarray, dim: int, seed: int) -> np.ndarray:
     return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
 
-def _run(store: Store, run_id: str, kind: str, model: dict, dataset: str, frame: pd.DataFrame, scores) -> str:
+def _run(store: Store, run_id: str, kind: str, made_by: dict, dataset: str, frame: pd.DataFrame, scores,
+         **fields) -> str:  # fmt: skip
     y = frame["label"].to_numpy()
-    predicted = (scores >= 0.5).astype(int)
+    predicted = (scores >= fields.pop("threshold", 0.5)).astype(int)
     metrics, _ = metrics_with_ci(
         y, scores, predicted, frame["patient_id"].to_numpy(), BootstrapConfig(n_resamples=50)
     )
     predictions = pd.DataFrame({"dataset": dataset, "case_id": frame["case_id"], "score": scores,
                                 "predicted": predicted, "label": y})  # fmt: skip
-    run = {"run_id": run_id, "kind": kind, "protocol": "sound", "model": model["spec"],
-           "fingerprint": model["fingerprint"], "eval_dataset": dataset, "split": "test",
+    run = {"run_id": run_id, "kind": kind, "protocol": "sound", "model": made_by["spec"],
+           "fingerprint": made_by["fingerprint"], "eval_dataset": dataset, "split": "test",
            "config": {"threshold": {"value": 0.5, "rule": "fixed 0.5"}},
-           "metrics": {k: m.as_dict() for k, m in metrics.items()}}  # fmt: skip
+           "metrics": {k: m.as_dict() for k, m in metrics.items()}} | fields  # fmt: skip
     return save_run(store, run, predictions)
 
 
@@ -127,6 +128,32 @@ def build_fixture_store(home: Path, encoder, n: int = 40) -> FixtureInfo:
         {"dataset": ["UCSD"], "method": ["CLIP"], "auc_published": [0.4645], "auc_ours": [0.51]}
     ).to_csv(reports / "table2_zeroshot.csv", index=False)
     return FixtureInfo(home=home, fingerprint=model["fingerprint"], dim=model["dim"], runs=tuple(runs))
+
+
+FINETUNE_RUN = "finetune-20260101-120000-abc123"
+
+
+def add_finetuned_model(home: Path, info: FixtureInfo) -> str:
+    """A fine-tuned child of the tiny model (checkpoint spec, embeddings of `tiny`, the finetune run that made
+    it) and, newest of all, an uninformative paper run on every split that predicts everything negative.
+    Returns the child's spec."""
+    store = Store.open(home)
+    child = {"fingerprint": "c" * 20, "spec": f"local:{home}/checkpoints/{FINETUNE_RUN}", "family": "openclip",
+             "dim": info.dim, "preprocess": {}, "dtype": "fp32", "weights": "none",
+             "parent_fingerprint": info.fingerprint}  # fmt: skip
+    register_model(store, child)
+    frame, _ = case_vectors(store, info.fingerprint, "tiny")
+    labels = frame["label"].to_numpy()
+    put_image_embeddings(
+        store, child["fingerprint"], frame["image_sha256"].tolist(), _vectors(labels, info.dim, 7)
+    )
+    test = frame[frame["split"] == "test"].reset_index(drop=True)
+    scores = np.clip(0.5 + (test["label"] * 2 - 1) * 0.25, 0.01, 0.99)
+    _run(store, FINETUNE_RUN, "finetune", child, "tiny", test, scores, model=TINY_SPEC, train_dataset="tiny",
+         config={"child_spec": child["spec"], "parent_fingerprint": info.fingerprint})  # fmt: skip
+    _run(store, "zeroshot-20991231-000000-ffffff", "zeroshot", {"spec": TINY_SPEC, "fingerprint": info.fingerprint},
+         "tiny", frame, np.full(len(frame), 0.2), protocol="paper", split="all")  # fmt: skip
+    return child["spec"]
 
 
 def build_cases_only(home: Path) -> None:

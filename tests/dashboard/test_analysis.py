@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 
@@ -151,3 +152,110 @@ def test_run_threshold_and_format():
     assert analysis.run_threshold({"config": json.loads("{}")}) == 0.5
     assert analysis.format_ci(0.5, 0.4, 0.6) == "0.500 [0.400, 0.600]"
     assert analysis.format_ci(math.nan, None, None) == "n/a"
+
+
+def test_close_neighbours_get_distinct_distances():
+    distances = [3.2e-05, 4.2e-05, 1.0791e-04, 1.0842e-04, 0.0123, 0.5]  # 1 - cosine of near-duplicate films
+    shown = [analysis.format_distance(d) for d in distances]
+    assert shown == ["3.200e-05", "4.200e-05", "1.079e-04", "1.084e-04", "0.0123", "0.5000"]
+    assert analysis.format_distance(0.0) == "0.0000"
+
+
+def test_undefined_metrics_read_na_with_their_reason():
+    stored = {
+        "precision": {"reason": "no case predicted positive"},
+        "auroc": {"value": 0.6, "lo": 0.5, "hi": 0.7},
+    }
+    assert analysis.format_metric(stored, "precision") == "n/a (no case predicted positive)"
+    assert analysis.format_metric(stored, "auroc") == "0.600 [0.500, 0.700]"
+    assert analysis.format_metric({}, "f1") == "n/a"
+    assert analysis.format_ci(0.5, math.nan, math.nan) == "0.500"  # a CI no resample could estimate
+    point = analysis.operating_point(np.array([0, 1, 1]), np.array([0.1, 0.2, 0.3]), 0.9)
+    assert (
+        analysis.format_rate(point.precision) == "n/a"
+        and point.reason("precision") == "no case predicted positive"
+    )
+    assert point.reason("sensitivity") is None and analysis.format_rate(point.sensitivity) == "0.000"
+
+
+def _runs(rows: list[dict]) -> pd.DataFrame:
+    base = {"kind": "zeroshot", "protocol": "sound", "split": "test", "fingerprint": None, "train_dataset": None,
+            "config": "{}", "metrics": "{}"}  # fmt: skip
+    return pd.DataFrame([base | r for r in rows])
+
+
+def test_model_labels_name_checkpoints_by_the_run_that_made_them():
+    from pedclip.dashboard.labels import model_labels
+
+    child = "local:/old/home/checkpoints/finetune-20261130-154125-e8194a"
+    grandchild = "local:/old/home/checkpoints/finetune-20261201-101010-777777"
+    models = pd.DataFrame({"fingerprint": ["base", "ft", "ft2", "orphan"],
+                           "spec": ["local:/old/home/checkpoints/demo-clip-init", child, grandchild, "local:/x/mine"],
+                           "parent_fingerprint": [None, "base", "ft", "ft"]})  # fmt: skip
+    runs = _runs([
+        {"run_id": "zeroshot-1", "model": "demo:clip", "fingerprint": "base"},
+        {"run_id": "finetune-20261130-154125-e8194a", "kind": "finetune", "model": "demo:clip", "fingerprint": "ft",
+         "train_dataset": "peds-a", "config": json.dumps({"child_spec": child, "parent_fingerprint": "base"})},
+        {"run_id": "finetune-20261201-101010-777777", "kind": "finetune", "model": child, "fingerprint": "ft2",
+         "train_dataset": "peds-b", "protocol": "paper", "config": json.dumps({"child_spec": grandchild})},
+    ])  # fmt: skip
+    labels = model_labels(models, runs)
+    assert labels["base"] == labels["demo:clip"] == "demo:clip"
+    assert labels[child] == labels["ft"] == "demo:clip fine-tuned on peds-a (sound) · finetune-…-e8194a"
+    assert labels[grandchild] == f"{labels[child]} fine-tuned on peds-b (paper) · finetune-…-777777"
+    assert labels["local:/x/mine"] == f"mine (from {labels[child]})"
+
+
+def test_default_run_is_the_newest_informative_one():
+    from pedclip.dashboard.labels import default_run
+
+    defined = json.dumps({"auroc": {"value": 0.7}, "recall": {"value": 0.6}, "specificity": {"value": 0.5}})
+    negative = json.dumps({"auroc": {"value": 0.6}, "recall": {"value": 0.0}, "specificity": {"value": 1.0},
+                           "precision": {"reason": "no case predicted positive"}})  # fmt: skip
+    runs = _runs([  # newest first, as runs_frame orders them
+        {"run_id": "paper-all", "protocol": "paper", "split": "all", "metrics": defined},
+        {"run_id": "negative", "metrics": negative},
+        {"run_id": "probe", "kind": "probe", "metrics": defined},
+        {"run_id": "paper-test", "protocol": "paper", "metrics": defined},
+        {"run_id": "good", "metrics": defined},
+        {"run_id": "older-good", "metrics": defined},
+        {"run_id": "no-auroc", "metrics": json.dumps({"auroc": {"reason": "one class"}})},
+    ])  # fmt: skip
+    assert default_run(runs) == "good"
+    assert default_run(runs.iloc[[0, 6]]) == "paper-all"
+    assert default_run(runs.iloc[:0]) is None
+
+
+def test_duplicates_across_splits_are_leaks_and_shared_images_are_not():
+    cases = pd.DataFrame({"dataset": ["a"] * 5, "case_id": list("vwxyz"), "split": ["train", "test", "val", "val", "test"],
+                          "image_sha256": ["1", "1", "2", "2", "3"]})  # fmt: skip
+    other = pd.DataFrame({"dataset": ["b", "b", "c"], "case_id": list("pqr"), "split": ["train"] * 3,
+                          "image_sha256": ["1", "3", "3"]})  # fmt: skip
+    leaks = analysis.duplicates_across_splits(cases)
+    assert leaks.to_dict("records") == [
+        {"image_sha256": "1", "cases": "v, w", "splits": "test, train", "datasets": "a"}
+    ]
+    shared = analysis.shared_with_other_datasets(cases, pd.concat([cases, other]))
+    assert shared.to_dict("records") == [{"dataset": "b", "images": 2}, {"dataset": "c", "images": 1}]
+    assert analysis.duplicates_across_splits(other[other["dataset"] == "b"]).empty
+
+
+def test_a_moved_store_serves_thumbnails_from_its_new_home(tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    image = new / "datasets" / "synth" / "a" / "1.png"
+    image.parent.mkdir(parents=True)
+    Image.new("L", (40, 30), 128).save(image)
+    (tmp_path / "outside.png").write_bytes(image.read_bytes())
+    paths = Paths(new)
+    moved = str(old / "datasets" / "synth" / "a" / "1.png")
+    assert thumbs.relocated(paths, moved) == str(image.resolve())
+    assert thumbs.relocated(paths, str(image)) == str(image)  # a path that exists is used as is
+    assert thumbs.relocated(paths, str(old / "elsewhere" / "1.png")) == str(old / "elsewhere" / "1.png")
+    assert thumbs.relocated(paths, "/zz/../outside.png") == "/zz/../outside.png"  # never outside the home
+    checkpoint = new / "checkpoints" / "finetune-1"  # a fine-tuned model's folder moves with its store too
+    checkpoint.mkdir(parents=True)
+    assert thumbs.relocated(paths, str(old / "checkpoints" / "finetune-1")) == str(checkpoint.resolve())
+    from pedclip.data.imaging import load_image
+
+    png = thumbs.case_thumbnail(paths, {"path": moved, "member": None, "image_sha256": "cd" * 32}, load_image)
+    assert Image.open(io.BytesIO(png)).size == (40, 30)

@@ -129,6 +129,11 @@ def test_every_page_on_the_demo_store(server, browser, demo_home, tmp_path):
     shoot(page, "3-errors", shots)
 
     open_page(page, "Neighbours")
+    models = options_of(page, "stSelectbox", "Model")  # checkpoints by what they are, not by their paths
+    assert {"demo:clip", "demo:medclip"} <= set(models) and any(" fine-tuned on " in m for m in models), (
+        models
+    )
+    assert not any(m.startswith("local:") for m in models), models
     choose(page, "Dataset", "peds-a")
     choose(page, "Case id", query)
     page.wait_for_selector(f"text=Query: {query}", timeout=30_000)
@@ -136,6 +141,7 @@ def test_every_page_on_the_demo_store(server, browser, demo_home, tmp_path):
     wait_count(page, '[data-testid="stImage"] img', 7)  # the gallery can render a moment after its header
     settle(page)
     assert page.locator('[data-testid="stImage"] img').count() == 7  # the query and six neighbours
+    assert page.get_by_text("#1 · ").count() == 1 and page.get_by_text("distance 0.000 ").count() == 0
     no_exception(page, "Neighbours")
     shoot(page, "4-neighbours", shots)
 
@@ -155,8 +161,12 @@ def test_every_page_on_the_demo_store(server, browser, demo_home, tmp_path):
     choose(page, "Dataset", "peds-b")
     page.get_by_text("Split sizes by label").first.wait_for(timeout=30_000)
     page.get_by_text("No patient has images in more than one split").first.wait_for(timeout=30_000)
-    page.get_by_text("No image appears twice.").first.wait_for(timeout=30_000)
+    page.get_by_text("No image appears in more than one split.").first.wait_for(timeout=30_000)
     no_exception(page, "Data")
+    if "adult" in options_of(page, "stSelectbox", "Dataset"):  # the same films as adult-captions, by design
+        choose(page, "Dataset", "adult")
+        page.get_by_text("Shares ").first.wait_for(timeout=30_000)
+        assert page.get_by_text("appear more than once").count() == 0
     shoot(page, "7-data", shots)
 
     copy_shots(shots, SHOTS_COPY)

@@ -48,14 +48,89 @@ def test_a_store_with_cases_but_no_embeddings_or_runs_renders_every_page(home, m
 def test_runs_page_lists_runs_with_cis_and_the_paper_tables(app, fixture_store):
     at = open_page(app, "runs")
     table = at.dataframe[0].value
-    assert set(table["run_id"]) == set(fixture_store.runs)
+    assert set(table["run"]) == set(fixture_store.runs)
     auroc = get_run(Store.open(fixture_store.home), "probe-tiny")["metrics"]["auroc"]
-    row = table.set_index("run_id").loc["probe-tiny"]
+    row = table.set_index("run").loc["probe-tiny"]
     assert row["AUROC"] == f"{auroc['value']:.3f} [{auroc['lo']:.3f}, {auroc['hi']:.3f}]"
     assert list(at.dataframe[1].value["auc_published"]) == [0.4645]  # the paper table
     at.multiselect(key="runs_kind").set_value(["probe"]).run()
-    assert list(at.dataframe[0].value["run_id"]) == ["probe-tiny"]
+    assert list(at.dataframe[0].value["run"]) == ["probe-tiny"]
     assert any("1 of 3 runs" in c.value for c in at.caption)
+
+
+def test_runs_table_shows_key_columns_and_the_rest_on_demand(app):
+    at = open_page(app, "runs")
+    assert list(at.dataframe[0].value.columns) == ["run", "kind", "model", "dataset", "protocol", "split", "n",
+                                                   "AUROC", "sensitivity", "specificity", "created"]  # fmt: skip
+    at.multiselect(key="runs_more").set_value(["accuracy", "train dataset"]).run()
+    assert list(at.dataframe[0].value.columns)[-2:] == ["train dataset", "accuracy"]
+    at.switch_page("views/metrics.py").run()
+    at.switch_page("views/runs.py").run()  # the picked columns stay picked
+    assert "accuracy" in at.dataframe[0].value.columns
+
+
+@pytest.fixture
+def finetuned(fixture_store, tmp_path, monkeypatch):
+    """A copy of the fixture store with a fine-tuned child model and a newer, uninformative paper run."""
+    import shutil
+
+    from dashboard_store import add_finetuned_model
+
+    home = tmp_path / "ft"
+    shutil.copytree(fixture_store.home, home)
+    monkeypatch.setenv("PEDCLIP_HOME", str(home))
+    return add_finetuned_model(home, fixture_store)
+
+
+FT_LABEL = "openclip:pedclip-tiny fine-tuned on tiny (sound) · finetune-…-abc123"
+
+
+def test_model_pickers_show_what_a_checkpoint_is_and_keep_its_spec(app, finetuned):
+    for page, key in (("neighbours", "nb_model"), ("prompt_lab", "pl_model"), ("embedding_map", "map_model")):
+        at = open_page(app, page)
+        picker = at.selectbox(key=key)
+        assert FT_LABEL in picker.options and "openclip:pedclip-tiny" in picker.options, picker.options
+        assert not any(o.startswith("local:") for o in picker.options)
+        picker.set_value(finetuned).run()
+        assert not at.exception
+        assert at.selectbox(key=key).value == finetuned  # the value is still the spec
+    at = open_page(app, "runs")
+    table = at.dataframe[0].value.set_index("run")
+    assert (
+        table.loc["finetune-…-abc123", "model"] == "openclip:pedclip-tiny"
+    )  # the finetune run names its parent
+    assert table.loc["zeroshot-tiny", "model"] == "openclip:pedclip-tiny"
+
+
+def test_undefined_metrics_say_na_and_why(app, finetuned):
+    at = open_page(app, "runs")
+    at.multiselect(key="runs_more").set_value(["run id", "precision"]).run()
+    row = at.dataframe[0].value.set_index("run id").loc["zeroshot-20991231-000000-ffffff"]
+    assert row["precision"] == "n/a (no case predicted positive)"
+    assert row["run"] == "zeroshot-…-ffffff" and row["sensitivity"] == "0.000"
+    at.switch_page("views/metrics.py").run()
+    at.slider(key="metrics_threshold").set_value(1.0).run()  # nothing scores >= 1: nothing predicted positive
+    assert metric(at, "Precision") == "n/a"
+    assert any("undefined: no case predicted positive" in c.value for c in at.caption)
+    shown = [m.value for m in at.metric] + [c.value for c in at.caption]
+    assert not any("nan" in str(v) for v in shown), shown
+
+
+def test_metrics_and_errors_open_on_an_informative_run_and_keep_the_choice(app, finetuned):
+    # newest first: the all-negative paper run, then the finetune run, then the fixture's probe, ...
+    at = open_page(app, "metrics")
+    assert at.multiselect(key="metrics_runs").value == ["finetune-20260101-120000-abc123"]
+    at.switch_page("views/errors.py").run()
+    assert at.selectbox(key="errors_run").value == "finetune-20260101-120000-abc123"
+    at.selectbox(key="errors_run").set_value("zeroshot-tiny").run()
+    at.switch_page("views/runs.py").run()
+    at.switch_page("views/errors.py").run()
+    assert at.selectbox(key="errors_run").value == "zeroshot-tiny"
+
+
+def test_metrics_default_skips_a_newer_probe(app):
+    at = open_page(app, "metrics")  # probe-tiny is the newest run of the fixture store
+    assert at.multiselect(key="metrics_runs").value == ["zeroshot-tiny-b"]
 
 
 def test_metrics_page_threshold_updates_sensitivity_and_specificity(app, fixture_store):
@@ -105,9 +180,15 @@ def test_neighbours_page_matches_brute_force_and_shows_every_runs_prediction(app
     at.slider(key="nb_k").set_value(5).run()
     frame, vectors = case_vectors(Store.open(fixture_store.home), fixture_store.fingerprint, "tiny")
     sims = vectors @ vectors[frame["case_id"].tolist().index(query)]
-    order = [c for c in frame["case_id"].to_numpy()[np.argsort(-sims, kind="stable")] if c != query][:5]
+    ranked = np.argsort(-sims, kind="stable")
+    order = [c for c in frame["case_id"].to_numpy()[ranked] if c != query][:5]
     table = at.dataframe[0].value
     assert list(table["case_id"]) == order
+    assert list(table["rank"]) == [1, 2, 3, 4, 5]  # as the gallery numbers them
+    nearest = 1 - sims[ranked[1]]
+    assert any(
+        c.value.startswith(f"#1 · {order[0]}") and f"distance {nearest:.4f}" in c.value for c in at.caption
+    )
     assert {"zeroshot-tiny", "probe-tiny"} & set(table.columns)  # each run's score beside each neighbour
     assert len(at.get("image")) == 1 + 5  # the query and its neighbours
 
@@ -208,5 +289,22 @@ def test_data_page_shows_splits_leaks_duplicates_and_ingest_errors(app, fixture_
     assert splits.loc["total", "total"] == 40 and splits.loc["test", "total"] == 17
     assert any("1 patient has" in e.value for e in at.error)
     assert at.dataframe[2].value["patient_id"].tolist() == [fixture_store.leaking_patient]
-    assert any("appear more than once" in w.value for w in at.warning)
+    # tiny-b holds a copy of one tiny image: information about the two datasets, not a leak of either
+    assert not at.warning, [w.value for w in at.warning]
+    assert any("No image appears in more than one split" in s.value for s in at.success)
+    assert any(i.value.startswith("Shares 1 image with tiny-b") for i in at.info)
     assert "truncated file" in at.dataframe[-1].value["reason"].tolist()
+
+
+def test_neighbour_buttons_recentre_the_page_and_follow_the_dataset(app, fixture_store):
+    at = open_page(app, "neighbours")
+    at.selectbox(key="nb_case_tiny").set_value("tiny-005.png").run()
+    nearest = at.dataframe[0].value["case_id"].iat[0]
+    at.button(key=f"nb_tiny_{nearest}").click().run()  # the gallery's own button: its widgets are on screen
+    assert at.selectbox(key="nb_case_tiny").value == nearest
+    at.switch_page("views/errors.py").run()
+    at.selectbox(key="errors_run").set_value("zeroshot-tiny-b").run()
+    case = next(b.key for b in at.button if (b.key or "").startswith(("fp_tiny-b_", "fn_tiny-b_")))
+    at.button(key=case).click().run()
+    assert at.selectbox(key="nb_dataset").value == "tiny-b"
+    assert at.selectbox(key="nb_case_tiny-b").value == case.split("_", 2)[2]

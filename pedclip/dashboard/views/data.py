@@ -35,13 +35,28 @@ def leakage(cases: pd.DataFrame, all_cases: pd.DataFrame) -> None:
         who = "1 patient has" if len(leaks) == 1 else f"{len(leaks)} patients have"
         st.error(f"{who} images in more than one split; re-split by patient with `pedclip data split`.")
         st.dataframe(leaks, hide_index=True)
-    dups = analysis.duplicate_images(all_cases)
-    mine = dups[dups["datasets"].str.contains(cases["dataset"].iat[0], regex=False)] if len(dups) else dups
-    if mine.empty:
-        st.success("No image appears twice.")
+    dups = analysis.duplicates_across_splits(cases)
+    if dups.empty:
+        st.success("No image appears in more than one split.")
     else:
-        st.warning(f"{len(mine)} images appear more than once (same bytes).")
-        st.dataframe(mine, hide_index=True)
+        st.warning(f"{len(dups)} images sit in more than one split (same bytes): a leak; "
+                   "re-split or drop the copies.")  # fmt: skip
+        st.dataframe(dups, hide_index=True)
+    within = len(analysis.duplicate_images(cases)) - len(dups)
+    if within:
+        st.caption(
+            f"{within} images appear more than once within one split: not a leak, but they count twice."
+        )
+    shared(cases, all_cases)
+
+
+def shared(cases: pd.DataFrame, all_cases: pd.DataFrame) -> None:
+    """Identical images in other datasets: information (e.g. the same films with other texts), not leakage."""
+    others = analysis.shared_with_other_datasets(cases, all_cases)
+    for row in others.itertuples():
+        images = "1 image" if row.images == 1 else f"{row.images} images"
+        st.info(f"Shares {images} with {row.dataset} (same bytes). Not a leak within this dataset; it matters "
+                f"only if a model is trained on one and evaluated on the other.")  # fmt: skip
 
 
 def render() -> None:

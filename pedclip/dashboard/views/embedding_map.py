@@ -79,7 +79,7 @@ def render() -> None:
     runs = runs[runs["eval_dataset"].isin(datasets)]
     colour = cols[2].selectbox("Colour by", colour_options(cases, runs), key="map_colour")
     if colour in ("prediction", "correctness"):
-        run_id = st.selectbox("Run", runs["run_id"].tolist(), format_func=ui.run_label(runs), key="map_run")
+        run_id = ui.pick_run(runs, "map_run")
         cases = with_run(cases, run_id, analysis.run_threshold(ui.run_info(run_id)))
     cases["label"] = cases["label"].map({0: "normal", 1: "pneumonia"}).fillna("unlabelled")
     fig = px.scatter(cases, x="x", y="y", color=cases[colour].astype(str), custom_data=["dataset", "case_id"],
@@ -88,7 +88,9 @@ def render() -> None:
                      color_discrete_sequence=px.colors.qualitative.D3, labels={"x": f"{method} 1", "y": f"{method} 2"})  # fmt: skip
     fig.update_traces(marker={"size": 8, "opacity": 0.8})
     fig.update_layout(legend_title_text=colour, margin={"l": 10, "r": 10, "t": 10, "b": 10})
-    st.caption(f"{len(cases)} cases · {method} of {model['spec']} embeddings · click a point to open it")
+    st.caption(
+        f"{len(cases)} cases · {method} of {ui.model_label(model['spec'])} embeddings · click a point to open it"
+    )
     event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key="map_chart", width="stretch")
     case = selected_case(event, cases)
     if case is not None:

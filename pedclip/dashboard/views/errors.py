@@ -24,7 +24,7 @@ def render() -> None:
     if runs.empty:
         st.info("No runs yet: run `pedclip eval zeroshot` (or `pedclip demo`).")
         return
-    run_id = st.selectbox("Run", runs["run_id"].tolist(), format_func=ui.run_label(runs), key="errors_run")
+    run_id = ui.pick_run(runs, "errors_run")
     frame = analysis.expand_attributes(ui.run_cases(run_id))
     threshold = st.slider("Decision threshold on P(pneumonia)", 0.0, 1.0, analysis.run_threshold(ui.run_info(run_id)), 0.01,
                           key=f"errors_threshold_{run_id}")  # fmt: skip

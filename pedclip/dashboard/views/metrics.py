@@ -5,7 +5,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from pedclip.dashboard import analysis, ui
+from pedclip.dashboard import analysis, labels, ui
+from pedclip.dashboard.labels import short_run_id
 
 
 def curves(frames: dict, threshold: float) -> None:
@@ -13,19 +14,21 @@ def curves(frames: dict, threshold: float) -> None:
     roc.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, name="chance")
     cal.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, name="perfect")
     for run_id, frame in frames.items():
+        name = short_run_id(run_id)  # unique, and short enough for a legend
         y, s = frame["label"].to_numpy(), frame["score"].to_numpy()
         point = analysis.operating_point(y, s, threshold)
         auc = analysis.safe_auroc(y, s)
         r = analysis.roc_points(y, s)
-        roc.add_scatter(x=r["fpr"], y=r["tpr"], mode="lines", name=f"{run_id[:28]} (AUROC {auc:.3f})")
+        roc.add_scatter(x=r["fpr"], y=r["tpr"], mode="lines",
+                        name=f"{name} (AUROC {analysis.format_rate(auc)})")  # fmt: skip
         roc.add_scatter(x=[1 - point.specificity], y=[point.sensitivity], mode="markers", marker={"size": 11},
                         name=f"operating point @ {threshold:.2f}")  # fmt: skip
         p = analysis.pr_points(y, s)
-        pr.add_scatter(x=p["recall"], y=p["precision"], mode="lines", name=run_id[:28])
+        pr.add_scatter(x=p["recall"], y=p["precision"], mode="lines", name=name)
         pr.add_scatter(x=[point.sensitivity], y=[point.precision], mode="markers", marker={"size": 11},
                        name=f"operating point @ {threshold:.2f}")  # fmt: skip
         b = analysis.reliability_bins(y, s)
-        cal.add_scatter(x=b["predicted"], y=b["observed"], mode="lines+markers", name=run_id[:28],
+        cal.add_scatter(x=b["predicted"], y=b["observed"], mode="lines+markers", name=name,
                         text=b["n"].map(lambda n: f"n={n}"))  # fmt: skip
     layout = {
         "height": 420,
@@ -40,18 +43,19 @@ def curves(frames: dict, threshold: float) -> None:
         col.plotly_chart(fig, width="stretch")
 
 
-def operating_points(frames: dict, threshold: float) -> None:
+def operating_points(frames: dict, threshold: float, label) -> None:
     st.subheader(f"At threshold {threshold:.2f}")
     for run_id, frame in frames.items():
         point = analysis.operating_point(frame["label"].to_numpy(), frame["score"].to_numpy(), threshold)
         left, right = st.columns([2, 1])
         with left:
-            st.markdown(f"**{run_id}**")
-            cols = st.columns(4)
-            cols[0].metric("Sensitivity", f"{point.sensitivity:.3f}")
-            cols[1].metric("Specificity", f"{point.specificity:.3f}")
-            cols[2].metric("Precision", f"{point.precision:.3f}")
-            cols[3].metric("Accuracy", f"{point.accuracy:.3f}")
+            st.markdown(f"**{label(run_id)}**")
+            rates = (("Sensitivity", "sensitivity"), ("Specificity", "specificity"), ("Precision", "precision"),
+                     ("Accuracy", "accuracy"))  # fmt: skip
+            for col, (title, name) in zip(st.columns(4), rates, strict=True):
+                col.metric(title, analysis.format_rate(getattr(point, name)))
+                if point.reason(name):
+                    col.caption(f"undefined: {point.reason(name)}")
         matrix = go.Figure(go.Heatmap(z=point.matrix(), x=["predicted normal", "predicted pneumonia"],
                                       y=["normal", "pneumonia"], text=point.matrix(), texttemplate="%{text}",
                                       colorscale="Blues", showscale=False))  # fmt: skip
@@ -68,7 +72,10 @@ def slices(frames: dict, threshold: float) -> None:
     column = st.selectbox("Slice by", columns, key="metrics_slice")
     for run_id, frame in frames.items():
         st.caption(run_id)
-        st.dataframe(analysis.slice_table(frame, column, threshold).round(3), hide_index=True)
+        table = analysis.slice_table(frame, column, threshold)
+        for name in ("auroc", "sensitivity", "specificity", "accuracy"):  # "n/a" where a slice lacks a class
+            table[name] = table[name].map(analysis.format_rate)
+        st.dataframe(table, hide_index=True)
 
 
 def render() -> None:
@@ -77,8 +84,11 @@ def render() -> None:
     if runs.empty:
         st.info("No runs yet: run `pedclip eval zeroshot` (or `pedclip demo`).")
         return
-    chosen = st.multiselect("Runs", runs["run_id"].tolist(), default=runs["run_id"].tolist()[:1],
-                            format_func=ui.run_label(runs), key="metrics_runs")  # fmt: skip
+    options = runs["run_id"].tolist()
+    default = ui.kept("metrics_runs", options, [labels.default_run(runs)])
+    chosen = st.multiselect("Runs", options, default=default, format_func=ui.run_label(runs), key="metrics_runs",
+                            help="opens on the newest sound test run with a defined AUROC")  # fmt: skip
+    ui.keep("metrics_runs", chosen)
     if not chosen:
         st.info("Choose one or more runs.")
         return
@@ -94,7 +104,7 @@ def render() -> None:
         "Decision threshold on P(pneumonia)", 0.0, 1.0, start, 0.01, key="metrics_threshold"
     )
     curves(frames, threshold)
-    operating_points(frames, threshold)
+    operating_points(frames, threshold, ui.run_label(runs))
     slices(frames, threshold)
 
 

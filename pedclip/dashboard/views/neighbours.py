@@ -5,25 +5,34 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pedclip.dashboard import access, thumbs, ui
+from pedclip.dashboard import access, analysis, thumbs, ui
 
 FROM_CASE, FROM_UPLOAD = "A case of the dataset", "An uploaded image"
+SEEN_PARAMS = "_nb_seen_params"
 
 
-def focus_case(dataset: str) -> str | None:
-    """The case another page asked for (query parameters, then session state), if it is in this dataset."""
-    asked = st.query_params.get("case")
-    if asked and st.query_params.get("dataset") == dataset:
-        return asked
-    focus = st.session_state.get(ui.FOCUS_KEY) or {}
-    return focus.get("case_id") if focus.get("dataset") == dataset else None
+def take_focus() -> None:
+    """A case another page asked for (session state, or query parameters on a fresh load) becomes the choice."""
+    focus = st.session_state.pop(ui.FOCUS_KEY, None)
+    asked = (st.query_params.get("dataset"), st.query_params.get("case"))
+    if focus is None and all(asked) and st.session_state.get(SEEN_PARAMS) != asked:
+        focus = {"dataset": asked[0], "case_id": asked[1]}
+    st.session_state[SEEN_PARAMS] = asked  # a link is followed once; the user's later choices then stand
+    if focus:
+        dataset, case_id = focus["dataset"], focus["case_id"]
+        for key, value in (("nb_dataset", dataset), (f"nb_case_{dataset}", case_id)):
+            ui.keep(key, value)
+            # a widget still on screen (this page's own gallery asked) must start afresh from the kept choice
+            st.session_state.pop(key, None)
 
 
 def case_query(model: dict, dataset: str):
     case_ids = ui.dataset_cases(dataset)["case_id"].tolist()
-    wanted = focus_case(dataset)
-    index = case_ids.index(wanted) if wanted in case_ids else 0
-    case_id = st.selectbox("Case id", case_ids, index=index, key=f"nb_case_{dataset}")
+    key = f"nb_case_{dataset}"
+    case_id = st.selectbox(
+        "Case id", case_ids, index=case_ids.index(ui.kept(key, case_ids, case_ids[0])), key=key
+    )
+    ui.keep(key, case_id)
     uid, vector = access.case_query(ui.store(), model["fingerprint"], dataset, case_id)
     case = ui.dataset_cases(dataset).set_index("case_id").loc[case_id].to_dict() | {"case_id": case_id}
     return vector, [uid], case
@@ -42,21 +51,29 @@ def upload_query(model: dict):
     return access.encode_image(encoder, image), [], None
 
 
+def neighbour_caption(case: dict) -> str:
+    return (f"#{case['rank']} · {ui.case_caption(case)} · distance {analysis.format_distance(case['distance'])} "
+            f"(cosine {case['similarity']:.6f})")  # fmt: skip
+
+
 def predictions_table(dataset: str, hits: pd.DataFrame) -> None:
     st.subheader("Every run's prediction for these cases")
+    st.caption("distance = 1 - cosine similarity of the embeddings; scores are each run's P(pneumonia)")
     found = ui.predictions_for_cases(dataset, tuple(hits["case_id"]))
+    table = hits[["rank", "case_id", "label", "similarity", "distance"]].copy()
+    table["distance"] = table["distance"].map(analysis.format_distance)
     if found.empty:
         st.caption("No run has scored these cases.")
-        return
-    table = found.pivot_table(index="case_id", columns="run_id", values="score", aggfunc="first")
-    table = hits[["rank", "case_id", "label", "distance"]].merge(
-        table, left_on="case_id", right_index=True, how="left"
-    )
-    st.dataframe(table.round(3), hide_index=True)
+    else:
+        scores = found.pivot_table(index="case_id", columns="run_id", values="score", aggfunc="first")
+        table = table.merge(scores.round(3), left_on="case_id", right_index=True, how="left")
+    config = {"similarity": st.column_config.NumberColumn("cosine", format="%.6f")}
+    st.dataframe(table, hide_index=True, column_config=config)
 
 
 def render() -> None:
     st.title("Neighbours")
+    take_focus()
     picked = ui.pick_model_dataset("nb")
     if picked is None:
         return
@@ -76,11 +93,10 @@ def render() -> None:
         right.markdown(f"**Query:** {ui.case_caption(case)} · split {case.get('split')}")
     hits = access.neighbours(ui.store(), model["fingerprint"], dataset, vector, k, exclude)
     hits["dataset"] = dataset
+    hits["rank"] = hits["rank"] + 1  # #1 is the nearest, in the gallery and the table alike
     hits = hits.merge(ui.dataset_cases(dataset)[["case_id", "patient_id"]], on="case_id", how="left")
     st.subheader(f"{len(hits)} nearest cases")
-    ui.gallery(
-        hits, lambda c: f"#{c['rank'] + 1} · {ui.case_caption(c)} · distance {c['distance']:.3f}", key="nb"
-    )
+    ui.gallery(hits, neighbour_caption, key="nb")
     predictions_table(dataset, hits)
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from pedclip.dashboard import access, analysis, ui
+from pedclip.dashboard import access, analysis, labels, ui
+from pedclip.dashboard.labels import short_run_id
 from pedclip.errors import PedclipError
 
 RESULT_KEY = "prompt_lab_result"
@@ -28,12 +29,16 @@ def prompt_editor(start: dict[str, list[str]], key: str) -> tuple[dict[str, list
     return prompts, submitted
 
 
-def pick_baseline(dataset: str, split: str) -> str | None:
+def pick_baseline(dataset: str, split: str, fingerprint: str) -> str | None:
+    """A run to compare flips against: by default the most informative one of this model and split."""
     runs = ui.runs_with_predictions()
-    runs = runs[(runs["eval_dataset"] == dataset)]
+    runs = runs[(runs["eval_dataset"] == dataset)].reset_index(drop=True)
+    same = runs[(runs["fingerprint"] == fingerprint) & (runs["split"] == split)]
     options = ["(none)", *runs["run_id"].tolist()]
-    chosen = st.selectbox("Compare flips against", options, index=min(1, len(options) - 1), key="pl_baseline",
+    start = ui.kept("pl_baseline", options, labels.default_run(same if len(same) else runs) or "(none)")
+    chosen = st.selectbox("Compare flips against", options, index=options.index(start), key="pl_baseline",
                           format_func=lambda r: r if r == "(none)" else ui.run_label(runs)(r))  # fmt: skip
+    ui.keep("pl_baseline", chosen)
     return None if chosen == "(none)" else chosen
 
 
@@ -47,7 +52,7 @@ def show_result(result: access.Rescored, baseline: str | None) -> None:
     if baseline:
         base = ui.run_cases(baseline).dropna(subset=["label"])
         b = analysis.roc_points(base["label"].to_numpy(), base["score"].to_numpy())
-        fig.add_scatter(x=b["fpr"], y=b["tpr"], mode="lines", name=f"baseline {baseline[:24]}")
+        fig.add_scatter(x=b["fpr"], y=b["tpr"], mode="lines", name=f"baseline {short_run_id(baseline)}")
     fig.update_layout(title="ROC", xaxis_title="1 - specificity", yaxis_title="sensitivity", height=380,
                       margin={"l": 10, "r": 10, "t": 40, "b": 10})  # fmt: skip
     left, right = st.columns([1, 1])
@@ -92,7 +97,7 @@ def render() -> None:
     split = right.selectbox(
         "Split", splits, index=splits.index("test") if "test" in splits else 0, key="pl_split"
     )
-    baseline = pick_baseline(dataset, split)
+    baseline = pick_baseline(dataset, split, model["fingerprint"])
     prompts, submitted = prompt_editor(sets[set_name], key=set_name)
     if any(not texts for texts in prompts.values()):
         raise PedclipError("every class needs at least one prompt; write one per line")

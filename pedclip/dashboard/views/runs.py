@@ -8,27 +8,40 @@ import pandas as pd
 import streamlit as st
 
 from pedclip.dashboard import access, analysis, ui
+from pedclip.dashboard.labels import short_run_id
 
-HEADLINES = (
-    ("auroc", "AUROC"),
-    ("recall", "sensitivity"),
-    ("specificity", "specificity"),
-    ("accuracy", "accuracy"),
-)
+METRICS = (("recall", "sensitivity [95% CI]"), ("specificity", "specificity [95% CI]"), ("accuracy", "accuracy"),
+           ("precision", "precision"), ("f1", "F1"), ("auprc", "AUPRC"), ("brier", "Brier"), ("ece", "ECE"))  # fmt: skip
+KEY_COLUMNS = ["run", "kind", "model", "dataset", "protocol", "split", "n", "AUROC", "sensitivity", "specificity",
+               "created"]  # fmt: skip
+MORE_COLUMNS = ["run id", "train dataset", "model spec", *(t for _, t in METRICS), "threshold", "fingerprint",
+                "status"]  # fmt: skip
 
 
-def runs_overview(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per run with its headline metrics formatted as 'value [low, high]'."""
+def run_size(config: dict) -> int | None:
+    """Cases the run was measured on, as its config records it (a finetune run under `evaluation`)."""
+    for source in (config, config.get("evaluation") or {}):
+        if isinstance(source, dict) and isinstance(source.get("n"), int):
+            return source["n"]
+    return None
+
+
+def runs_overview(runs: pd.DataFrame, label=str) -> pd.DataFrame:
+    """One row per run, key columns first; undefined metrics as 'n/a (why)'; AUROC (and the extras) with CIs."""
     rows = []
     for run in runs.itertuples():
-        metrics = json.loads(run.metrics or "{}")
-        row = {"run_id": run.run_id, "kind": run.kind, "protocol": run.protocol, "model": run.model,
-               "train": run.train_dataset, "eval": run.eval_dataset, "split": run.split}  # fmt: skip
-        for name, title in HEADLINES:
-            row[title] = analysis.format_ci(*analysis.headline(metrics, name))
-        row["created"] = run.created
+        metrics, config = json.loads(run.metrics or "{}"), json.loads(run.config or "{}")
+        row = {"run": short_run_id(run.run_id), "kind": run.kind, "model": label(run.model),
+               "dataset": run.eval_dataset, "protocol": run.protocol, "split": run.split, "n": run_size(config),
+               "AUROC": analysis.format_metric(metrics, "auroc"),
+               "sensitivity": analysis.format_metric(metrics, "recall", ci=False),
+               "specificity": analysis.format_metric(metrics, "specificity", ci=False), "created": run.created,
+               "run id": run.run_id, "train dataset": run.train_dataset, "model spec": run.model,
+               "threshold": analysis.run_threshold({"config": config}), "fingerprint": run.fingerprint,
+               "status": run.status}  # fmt: skip
+        row.update({title: analysis.format_metric(metrics, name) for name, title in METRICS})
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=KEY_COLUMNS + MORE_COLUMNS).astype({"n": "Int64"})
 
 
 def filtered(runs: pd.DataFrame) -> pd.DataFrame:
@@ -36,13 +49,32 @@ def filtered(runs: pd.DataFrame) -> pd.DataFrame:
     for col, (column, title) in zip(cols, (("kind", "Kind"), ("protocol", "Protocol"), ("model", "Model"),
                                            ("eval_dataset", "Evaluated on")), strict=False):  # fmt: skip
         options = sorted(runs[column].dropna().astype(str).unique())
-        chosen = col.multiselect(title, options, key=f"runs_{column}")
+        format_func = ui.model_label if column == "model" else str
+        chosen = col.multiselect(title, options, key=f"runs_{column}", format_func=format_func)
         if chosen:
             runs = runs[runs[column].astype(str).isin(chosen)]
     text = cols[4].text_input("Run id contains", key="runs_text")
     if text:
         runs = runs[runs["run_id"].str.contains(text, case=False, regex=False)]
     return runs
+
+
+def runs_table(shown: pd.DataFrame) -> None:
+    """The key columns, plus whichever of the others the user picks."""
+    more = st.multiselect("More columns", MORE_COLUMNS, default=ui.kept("runs_more", MORE_COLUMNS, []),
+                          key="runs_more", placeholder="add columns: train dataset, model spec, accuracy, ...")  # fmt: skip
+    ui.keep("runs_more", more)
+    table = runs_overview(shown, ui.model_label)[KEY_COLUMNS + [c for c in MORE_COLUMNS if c in more]]
+    text = st.column_config.TextColumn
+    config = {"run": text("run", width=130, help="kind-…-suffix; the full id is under More columns: run id"),
+              "kind": text("kind", width=65), "model": text("model", width=165, help="spec: More columns"),
+              "dataset": text("dataset", width=70), "protocol": text("protocol", width=65),
+              "split": text("split", width=45), "n": st.column_config.NumberColumn("n", width=45),
+              "AUROC": text("AUROC [95% CI]", width=145),
+              "sensitivity": text("sens.", width=55, help="sensitivity (recall)"),
+              "specificity": text("spec.", width=55, help="specificity"),
+              "created": st.column_config.DatetimeColumn("created", format="MM-DD HH:mm", width=85)}  # fmt: skip
+    st.dataframe(table, hide_index=True, width="stretch", column_config=config)
 
 
 def paper_tables() -> None:
@@ -54,7 +86,8 @@ def paper_tables() -> None:
     for path in tables:
         with st.expander(str(path.relative_to(ui.paths().reports)), expanded=path.suffix == ".csv"):
             if path.suffix == ".csv":
-                st.dataframe(pd.read_csv(path), hide_index=True)
+                # blank cells (published rows have no CI or run) read as NaN: show them blank, not "None"
+                st.dataframe(pd.read_csv(path).astype(object).fillna(""), hide_index=True)
             elif path.suffix == ".md":
                 st.markdown(path.read_text())
             else:
@@ -69,7 +102,7 @@ def render() -> None:
     else:
         shown = filtered(runs)
         st.caption(f"{len(shown)} of {len(runs)} runs · metrics as value [95% CI]")
-        st.dataframe(runs_overview(shown), hide_index=True, width="stretch")
+        runs_table(shown)
     paper_tables()
 
 

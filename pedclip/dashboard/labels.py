@@ -1,0 +1,128 @@
+"""Readable names for models and runs, and which run a page opens on: pure functions of the runs and models frames.
+
+A fine-tuned model's spec is a checkpoint path (`local:/.../finetune-...-e8194a`), which says nothing to a
+reader; its label says what it is: `demo:clip fine-tuned on peds-a (sound) · finetune-…-e8194a`, from the
+finetune run that made it. Specs a user typed (`demo:clip`, `openclip:...`) are their own labels.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import PurePath
+
+import pandas as pd
+
+LOCAL = "local:"
+# kinds a reader looks at first; a probe only after them
+KEY_KINDS = ("zeroshot", "finetune", "transfer", "rescore", "knn")
+
+
+def short_run_id(run_id: str) -> str:
+    """`finetune-20261130-154125-e8194a` -> `finetune-…-e8194a` (kind and unique suffix)."""
+    parts = str(run_id).split("-")
+    return f"{parts[0]}-…-{parts[-1]}" if len(parts) >= 4 else str(run_id)
+
+
+def _config(text) -> dict:
+    try:
+        value = json.loads(text or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _aliases(runs: pd.DataFrame, specs: dict[str, str]) -> dict[str, str]:
+    """fingerprint -> a spec a user typed for it (e.g. `demo:clip`, whose weights live in a local checkpoint)."""
+    aliases = {fp: spec for fp, spec in specs.items() if not spec.startswith(LOCAL)}
+    for run in runs.itertuples():
+        model = str(run.model) if isinstance(run.model, str) else ""
+        if not model or model.startswith(LOCAL):
+            continue
+        # a finetune run's fingerprint is its child's; its model is the parent's spec
+        fingerprint = (
+            _config(run.config).get("parent_fingerprint") if run.kind == "finetune" else run.fingerprint
+        )
+        if isinstance(fingerprint, str):
+            aliases.setdefault(fingerprint, model)
+    return aliases
+
+
+def _made_by(runs: pd.DataFrame, specs: dict[str, str]) -> dict[str, dict]:
+    """child fingerprint -> the finetune run that wrote it (run_id, parent spec, dataset, protocol)."""
+    by_spec = {spec: fp for fp, spec in specs.items()}
+    made = {}
+    for run in runs[runs["kind"] == "finetune"].itertuples():
+        child = _config(run.config).get("child_spec")
+        fingerprint = by_spec.get(child) or (run.fingerprint if isinstance(run.fingerprint, str) else None)
+        if fingerprint and fingerprint not in made:
+            made[fingerprint] = {"run_id": run.run_id, "parent": run.model, "dataset": run.train_dataset,
+                                 "protocol": run.protocol}  # fmt: skip
+    return made
+
+
+def model_labels(models: pd.DataFrame, runs: pd.DataFrame) -> dict[str, str]:
+    """Label of every model, keyed by fingerprint and by spec (both the models table's and the runs' specs)."""
+    specs = {r.fingerprint: str(r.spec) for r in models.itertuples()}
+    parents = {
+        r.fingerprint: r.parent_fingerprint for r in models.itertuples() if "parent_fingerprint" in models
+    }
+    aliases, made = _aliases(runs, specs), _made_by(runs, specs)
+    by_spec = {spec: fp for fp, spec in specs.items()}
+
+    def label(fingerprint: str, depth: int = 0) -> str:
+        if fingerprint in aliases:
+            return aliases[fingerprint]
+        spec = specs.get(fingerprint, fingerprint)
+        if depth > 5:  # a cycle in recorded parents never hangs a page
+            return _plain(spec)
+        if fingerprint in made:
+            info = made[fingerprint]
+            parent = str(info["parent"])
+            parent_label = label(by_spec[parent], depth + 1) if parent in by_spec else _plain(parent)
+            return (f"{parent_label} fine-tuned on {info['dataset']} ({info['protocol']}) · "
+                    f"{short_run_id(info['run_id'])}")  # fmt: skip
+        parent = parents.get(fingerprint)
+        if isinstance(parent, str) and parent in specs:
+            return f"{_plain(spec)} (from {label(parent, depth + 1)})"
+        return _plain(spec)
+
+    out = {}
+    for fingerprint, spec in specs.items():
+        out[fingerprint] = out[spec] = label(fingerprint)
+    for run in runs.itertuples():
+        if isinstance(run.model, str) and run.model not in out:
+            out[run.model] = _plain(run.model)
+    return out
+
+
+def _plain(spec: str) -> str:
+    """A spec as it reads: a local checkpoint by its folder name, anything else unchanged."""
+    spec = str(spec)
+    return f"{PurePath(spec[len(LOCAL) :]).name}" if spec.startswith(LOCAL) else spec
+
+
+def metric_value(metrics: dict, name: str) -> float | None:
+    value = metrics.get(name)
+    value = value.get("value") if isinstance(value, dict) else value
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def run_rank(run) -> tuple:
+    """Sort key, larger first: defined AUROC, on a test split, sound, not a probe, predicts both classes."""
+    metrics = _config(run["metrics"])
+    recall, specificity = metric_value(metrics, "recall"), metric_value(metrics, "specificity")
+    return (
+        metric_value(metrics, "auroc") is not None,
+        run["split"] == "test",
+        run["protocol"] == "sound",
+        run["kind"] in KEY_KINDS,
+        bool(recall) and bool(specificity),  # neither everything negative nor everything positive
+    )
+
+
+def default_run(runs: pd.DataFrame) -> str | None:
+    """The run a page opens on: the newest of the most informative (see `run_rank`); runs are newest first."""
+    if runs.empty:
+        return None
+    best = max(range(len(runs)), key=lambda i: (run_rank(runs.iloc[i]), -i))
+    return str(runs["run_id"].iat[best])
