@@ -10,6 +10,7 @@ line per figure. Short by design (~2-3 min on 2 cores); sizes are flags.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import io
 import os
@@ -17,6 +18,7 @@ import resource
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -139,15 +141,54 @@ def peak_rss_mb() -> tuple[float, float]:
     return own, children
 
 
+def tree_pss_mb() -> float:
+    """Proportional set size of this process and its children: pages a forked worker shares with the
+    main process count once (their RSS figures count them in both)."""
+    pids = [os.getpid()]
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        with contextlib.suppress(OSError):
+            pids += [int(p) for p in (task / "children").read_text().split()]
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            total += next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
+    return total / 1024
+
+
+class PeakPss:
+    """Samples `tree_pss_mb` every `every` seconds in a thread; `.peak` is the largest sample."""
+
+    def __init__(self, every: float = 0.1) -> None:
+        self.peak, self._every, self._done = 0.0, every, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._done.wait(self._every):
+            self.peak = max(self.peak, tree_pss_mb())
+
+    def __enter__(self) -> PeakPss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+
+
 def bench_rss(spec: str, n: int, batch: int, dtype: str) -> None:
-    """Peak memory of the pipeline over n pixel-cached images, in a fresh process (own ru_maxrss)."""
+    """Peak memory of the pipeline over n pixel-cached images, in a fresh process: ru_maxrss of the main
+    process and the largest worker, and the sampled peak PSS of both together (the physical footprint)."""
     encoder = load_encoder(spec, dtype=dtype)
     size = encoder.preprocess_config.size
     alone, _ = model_alone(encoder, torch.randn(batch, 3, size, size), 2)
-    with tempfile.TemporaryDirectory() as home:
+    with tempfile.TemporaryDirectory() as home, PeakPss() as pss:
         bench_pixel_cache(Store.open(home), encoder, n, batch, alone)
     own, children = peak_rss_mb()
-    print(f"peak RSS embedding {n} images ({spec}, {dtype}): main {own:.0f} MB, worker {children:.0f} MB")
+    print(
+        f"peak memory embedding {n} images ({spec}, {dtype}): RSS main {own:.0f} MB, worker {children:.0f} MB; "
+        f"PSS of both together {pss.peak:.0f} MB (target < 3 GB at 20,000 images)"
+    )
 
 
 def main() -> None:
