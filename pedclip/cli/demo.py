@@ -27,7 +27,8 @@ def demo(
     if as_json:
         emit_json(result.as_dict())
         return
-    typer.echo(f"\ndone in {result.seconds['total']:.0f} s; store: {store.paths.db}")
+    steps = ", ".join(f"{name} {s:.0f}" for name, s in result.seconds.items() if name != "total")
+    typer.echo(f"\ndone in {result.seconds['total']:.0f} s ({steps}); store: {store.paths.db}")
     for path in result.tables:
         if path.suffix == ".md":
             typer.echo(path.read_text())

@@ -38,7 +38,7 @@ def paper(
     paths = write_tables(result, folder)
     if result.run_ids:
         paths.append(
-            write_report(store, result.run_ids, folder / "report.html", "pedclip: the study's zero-shot runs")
+            write_report(store, result.run_ids, folder / "report.html", "pedclip: the study", result.tables)
         )
     if as_json:
         emit_json({**result.as_dict(), "files": [str(p) for p in paths]})

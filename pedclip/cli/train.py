@@ -7,7 +7,10 @@ import typer
 from pedclip.cli.common import emit_json, print_table, state
 
 MODEL_HELP = "model spec to start from, e.g. openclip:ViT-B-32-quickgelu/openai or demo:clip"
-LOSS_HELP = "clip: the study's hard-target loss | semantic: MedCLIP's label-similarity soft targets"
+LOSS_HELP = (
+    "clip: the study's hard-target loss | semantic: MedCLIP's label-similarity soft targets "
+    "(default: semantic with --protocol sound, clip with paper)"
+)
 TEXT_HELP = "prompts: each image's class prompt | reports: each case's report"
 TRAINABLE_HELP = "all | last-N (last N blocks of each tower + heads) | projection"
 WD_HELP = "weight decay (default: the study's per family and dataset)"
@@ -47,7 +50,7 @@ def finetune_command(
         ..., "--dataset", "-d", help="dataset to train on (train split; val selects)"
     ),
     weights: str = typer.Option(None, "--weights", help="local weights file or folder for --model"),
-    loss: str = typer.Option("clip", "--loss", help=LOSS_HELP),
+    loss: str = typer.Option(None, "--loss", help=LOSS_HELP),
     text: str = typer.Option("prompts", "--text", help=TEXT_HELP),
     trainable: str = typer.Option("all", "--trainable", help=TRAINABLE_HELP),
     epochs: int = typer.Option(50, "--epochs"),
@@ -93,7 +96,7 @@ def transfer_command(
     both: bool = typer.Option(False, "--both", help="also the reverse, with a model fine-tuned on --to"),
     retrain: bool = typer.Option(False, "--retrain", help="train again even if a matching run exists"),
     weights: str = typer.Option(None, "--weights", help="local weights file or folder for --model"),
-    loss: str = typer.Option("clip", "--loss", help=LOSS_HELP),
+    loss: str = typer.Option(None, "--loss", help=LOSS_HELP),
     text: str = typer.Option("prompts", "--text", help=TEXT_HELP),
     trainable: str = typer.Option("all", "--trainable", help=TRAINABLE_HELP),
     epochs: int = typer.Option(50, "--epochs"),

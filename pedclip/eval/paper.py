@@ -17,6 +17,7 @@ import pandas as pd
 from pedclip.errors import PedclipError
 from pedclip.eval.bootstrap import BootstrapConfig
 from pedclip.eval.evaluation import EvalResult, save
+from pedclip.eval.gain import gain_rows
 from pedclip.eval.metrics import Metric
 from pedclip.eval.prompts import load_prompt_set
 from pedclip.eval.zeroshot import ZeroShotConfig, zeroshot_eval
@@ -317,6 +318,12 @@ def paper_tables(store: Store, config: PaperConfig, load: ParentLoader) -> Paper
     ]
     for method, message in errors.items():
         tables[1].notes.append(f"{method} ({config.spec(method)}) could not be loaded: {message}")
+    gain = gain_rows(store, tables[1].rows, tables[2].rows, config.bootstrap)
+    if gain:
+        tables.append(Table("gain", "Fine-tuned vs zero-shot: each model against itself (sound protocol)", gain, [
+            "Same test cases for both: zero-shot with the 'pneumonia' prompt set, fine-tuned with its training prompts.",
+            "Verdict from the paired bootstrap CI of the difference (patients resampled), not from overlapping CIs.",
+        ]))  # fmt: skip
     return PaperResult(tables, run_ids)
 
 

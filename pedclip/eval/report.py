@@ -8,6 +8,7 @@ top-1 probability, which the table labels).
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,8 +107,19 @@ table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;paddin
 .figs{display:flex;flex-wrap:wrap;gap:12px}.note{color:#555;font-size:13px}"""
 
 
-def report_html(runs: list[RunData], title: str = "pedclip report") -> str:
-    """The whole report as one HTML string (plotly JS inlined once)."""
+def tables_html(tables: Sequence) -> str:
+    """Paper-style tables (anything with .title, .frame() and .notes) as HTML sections, cells escaped."""
+    parts = []
+    for table in tables:
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in table.notes)
+        frame = table.frame().astype(object).where(table.frame().notna(), "")
+        parts.append(f"<h2>{html.escape(table.title)}</h2>{frame.to_html(index=False, escape=True)}"
+                     f"<ul class='note'>{notes}</ul>")  # fmt: skip
+    return "".join(parts)
+
+
+def report_html(runs: list[RunData], title: str = "pedclip report", tables: Sequence = ()) -> str:
+    """The whole report as one HTML string (plotly JS inlined once); `tables` go first."""
     go = require("plotly.graph_objects", "dashboard")
     figures = _figures(go, runs)
     parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(figures)]
@@ -115,15 +127,17 @@ def report_html(runs: list[RunData], title: str = "pedclip report") -> str:
             "the threshold rule is given per run.")  # fmt: skip
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
-            f"<p class='note'>{note}</p>{metrics_table_html(runs)}"
+            f"{tables_html(tables)}<h2>Runs</h2><p class='note'>{note}</p>{metrics_table_html(runs)}"
             f"<div class='figs'>{''.join(f'<div>{p}</div>' for p in parts)}</div></body></html>")  # fmt: skip
 
 
-def write_report(store: Store, run_ids: list[str], out_path, title: str = "pedclip report"):
-    """Write the report for `run_ids` to `out_path`; returns the path."""
+def write_report(
+    store: Store, run_ids: list[str], out_path, title: str = "pedclip report", tables: Sequence = ()
+):
+    """Write the report for `run_ids` (after `tables`, e.g. the paper's) to `out_path`; returns the path."""
     from pathlib import Path
 
     path = Path(out_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(report_html(load_runs(store, run_ids), title), encoding="utf-8")
+    path.write_text(report_html(load_runs(store, run_ids), title, tables), encoding="utf-8")
     return path

@@ -19,6 +19,7 @@ OPTIMIZERS = ("adam", "adamw")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_TEMPLATE = "a photo of {} lungs."
 CLASS_WORDS = {"sound": ("normal", "pneumonia"), "paper": ("normal", "covid")}  # paper: the study's "covid"
+PROTOCOL_LOSS = {"sound": "semantic", "paper": "clip"}
 UCSD_MARKERS = ("ucsd", "kermany")
 TRAINABLE_PATTERN = re.compile(r"^(all|projection|last-(\d+))$")
 
@@ -30,7 +31,9 @@ class FinetuneConfig:
     model: str  # spec of the model to start from
     dataset: str  # the dataset to train on (its train split) and select on (its val split)
     weights: str | None = None  # a weights file/folder for the spec (--weights)
-    loss: str = "clip"  # clip (the study's hard targets) | semantic (MedCLIP's label-similarity soft targets)
+    # clip (the study's hard targets) | semantic (label-similarity soft targets); None = per protocol: the study's
+    # clip for `paper`, semantic for `sound` (same-class captions are not negatives: audit section 3, item 9)
+    loss: str | None = None
     text: str = "prompts"  # prompts: each image's class prompt | reports: each case's report
     trainable: str = "all"  # all | last-N (last N blocks of each tower + heads) | projection
     epochs: int = 50
@@ -54,7 +57,8 @@ class FinetuneConfig:
     embed_workers: int | None = None  # decoding processes for that embedding (None: half the cores; 0: none)
 
     def __post_init__(self) -> None:
-        _check_choice("loss", self.loss, LOSSES)
+        if self.loss is not None:
+            _check_choice("loss", self.loss, LOSSES)
         _check_choice("text", self.text, TEXTS)
         _check_choice("protocol", self.protocol, PROTOCOLS)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -138,4 +142,5 @@ def resolve(config: FinetuneConfig, medclip: bool, ucsd_like: bool, cuda_availab
         precision = "bf16" if device.startswith("cuda") else "fp32"
     if precision == "fp16" and not device.startswith("cuda"):
         raise PedclipError("--precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
-    return replace(config, **filled, device=device, precision=precision, class_words=config.words)
+    loss = config.loss or PROTOCOL_LOSS[config.protocol]
+    return replace(config, **filled, loss=loss, device=device, precision=precision, class_words=config.words)

@@ -29,6 +29,20 @@ def test_study_defaults_fill_only_what_was_not_given(medclip, ucsd, protocol, ex
     assert (given.device, given.precision) == ("cuda", "bf16")
 
 
+def test_loss_follows_the_protocol_unless_given():
+    def loss(**kw):
+        return resolve(FinetuneConfig(model="m", dataset="d", **kw), False, True, False).loss
+
+    assert loss(protocol="paper") == "clip"  # the study's: same-class captions as negatives
+    assert loss(protocol="sound") == "semantic"  # the audit's fix
+    assert (
+        loss(protocol="sound", loss="clip") == "clip"
+        and loss(protocol="paper", loss="semantic") == "semantic"
+    )
+    with pytest.raises(PedclipError, match="--loss"):
+        FinetuneConfig(model="m", dataset="d", loss="hinge")
+
+
 def test_prompts_follow_the_protocol():
     assert FinetuneConfig(model="m", dataset="d").prompts == (
         "a photo of normal lungs.",
