@@ -148,7 +148,10 @@ def pick_model_dataset(key: str) -> tuple[dict, str] | None:
     if models.empty:
         st.info("No image embeddings yet: run `pedclip embed` (or `pedclip demo`).")
         return None
-    specs = models.drop_duplicates("fingerprint").drop_duplicates("spec", keep="last")["spec"].tolist()
+    # one option per fingerprint, by the name a user typed when a checkpoint has one (demo:clip's weights are
+    # also the checkpoint of the run that trained them)
+    typed_first = models.sort_values("spec", key=lambda s: s.str.startswith("local:"), kind="stable")
+    specs = typed_first.drop_duplicates("fingerprint").drop_duplicates("spec", keep="last")["spec"].tolist()
     left, right = st.columns(2)
     start = kept(f"{key}_model", specs, specs[0])
     spec = left.selectbox(

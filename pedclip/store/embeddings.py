@@ -12,7 +12,11 @@ from pedclip.store.db import Store, dumps
 
 
 def register_model(store: Store, info: dict) -> None:
-    """Record a model by fingerprint (idempotent). `info` holds the `models` columns."""
+    """Record a model by fingerprint (idempotent). `info` holds the `models` columns.
+
+    The same weights can arrive under a checkpoint path first and a name later (demo:clip's weights are the
+    checkpoint of the run that trained them): a typed name then replaces the path as the model's spec.
+    """
     columns = ["fingerprint", "spec", "family", "dim", "preprocess", "dtype", "weights", "untrained",
                "parent_fingerprint", "config"]  # fmt: skip
     values = [info.get(c) for c in columns]
@@ -23,7 +27,8 @@ def register_model(store: Store, info: dict) -> None:
     with store.write() as con:
         con.execute(
             f"INSERT INTO models ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-            "ON CONFLICT (fingerprint) DO NOTHING",
+            "ON CONFLICT (fingerprint) DO UPDATE SET spec = excluded.spec "
+            "WHERE models.spec LIKE 'local:%' AND excluded.spec NOT LIKE 'local:%'",
             values,
         )
 

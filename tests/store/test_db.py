@@ -107,6 +107,19 @@ def test_vectors_round_trip_in_case_order(store: Store) -> None:
     np.testing.assert_array_equal(test_matrix, vectors[[1]])
 
 
+def test_a_typed_name_replaces_a_checkpoint_path_as_a_models_spec(store: Store) -> None:
+    from pedclip.store.embeddings import models_frame
+
+    def register(spec: str) -> list[str]:
+        register_model(store, {"fingerprint": "fp", "spec": spec, "family": "t", "dim": 3, "dtype": "fp32"})
+        return models_frame(store)["spec"].tolist()
+
+    assert register("local:/h/checkpoints/finetune-x") == ["local:/h/checkpoints/finetune-x"]
+    assert register("demo:clip") == ["demo:clip"]  # the same weights, saved as demo:clip
+    assert register("local:/h/checkpoints/demo-clip") == ["demo:clip"]  # a path never replaces a name
+    assert register("openclip:other") == ["demo:clip"]  # the first name stays
+
+
 def test_runs_and_predictions_round_trip(store: Store) -> None:
     import pandas as pd
 
