@@ -124,9 +124,10 @@ def build_fixture_store(home: Path, encoder, n: int = 40) -> FixtureInfo:
     runs.append(_run(store, "probe-tiny", "probe", model, "tiny", test, probe_scores))
     reports = store.paths.reports / "paper"
     reports.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(
-        {"dataset": ["UCSD"], "method": ["CLIP"], "auc_published": [0.4645], "auc_ours": [0.51]}
-    ).to_csv(reports / "table2_zeroshot.csv", index=False)
+    # like `pedclip paper`'s tables: the published row has no CI and no run (blank cells)
+    pd.DataFrame({"dataset": ["UCSD", "UCSD"], "method": ["CLIP", "CLIP"], "source": ["published", "sound"],
+                  "AUC": [0.4645, 0.51], "AUC 95% CI": [None, "0.402-0.618"], "n": ["", 21]}
+                 ).to_csv(reports / "table2_zeroshot.csv", index=False)  # fmt: skip
     return FixtureInfo(home=home, fingerprint=model["fingerprint"], dim=model["dim"], runs=tuple(runs))
 
 

@@ -52,7 +52,9 @@ def test_runs_page_lists_runs_with_cis_and_the_paper_tables(app, fixture_store):
     auroc = get_run(Store.open(fixture_store.home), "probe-tiny")["metrics"]["auroc"]
     row = table.set_index("run").loc["probe-tiny"]
     assert row["AUROC"] == f"{auroc['value']:.3f} [{auroc['lo']:.3f}, {auroc['hi']:.3f}]"
-    assert list(at.dataframe[1].value["auc_published"]) == [0.4645]  # the paper table
+    paper = at.dataframe[1].value  # the paper table as written: blank cells blank, not "None" or NaN
+    assert list(paper["AUC"]) == ["0.4645", "0.51"] and list(paper["AUC 95% CI"]) == ["", "0.402-0.618"]
+    assert list(paper["n"]) == ["", "21"]
     at.multiselect(key="runs_kind").set_value(["probe"]).run()
     assert list(at.dataframe[0].value["run"]) == ["probe-tiny"]
     assert any("1 of 3 runs" in c.value for c in at.caption)

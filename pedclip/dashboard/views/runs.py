@@ -86,8 +86,8 @@ def paper_tables() -> None:
     for path in tables:
         with st.expander(str(path.relative_to(ui.paths().reports)), expanded=path.suffix == ".csv"):
             if path.suffix == ".csv":
-                # blank cells (published rows have no CI or run) read as NaN: show them blank, not "None"
-                st.dataframe(pd.read_csv(path).astype(object).fillna(""), hide_index=True)
+                # as written: blank cells (a published row has no CI or run) stay blank instead of "None"
+                st.dataframe(pd.read_csv(path, dtype=str, keep_default_na=False), hide_index=True)
             elif path.suffix == ".md":
                 st.markdown(path.read_text())
             else:
