@@ -20,7 +20,7 @@ from pedclip.config import Paths
 from pedclip.errors import PedclipError
 from pedclip.models.base import Encoder, PreprocessConfig, fingerprint_of, torch_dtype
 from pedclip.models.checkpoint import cached_hub_file, cast_module, file_sha256, hf_offline
-from pedclip.models.medclip_arch import MedCLIP, Text, VisionResNet, VisionViT
+from pedclip.models.medclip_arch import RESNET_WIDTH, MedCLIP, Text, VisionResNet, VisionViT
 from pedclip.models.medclip_layout import load_released
 from pedclip.models.registry import LoadOptions, register, register_fingerprint
 from pedclip.models.spec import ModelSpec
@@ -164,6 +164,17 @@ def resnet_layers(state: dict) -> tuple[int, ...]:
                  for i in range(1, 5))  # fmt: skip
 
 
+def resnet_width(state: dict) -> int:
+    """Stem channels read from the checkpoint (64 in every released MedCLIP; smaller in demo models)."""
+    return int(state["vision_model.model.conv1.weight"].shape[0])
+
+
+def resnet_vision_arch(state: dict) -> dict:
+    vision = {"resnet_layers": list(resnet_layers(state)), "projection_dim": projection_dim(state)}
+    width = resnet_width(state)
+    return vision if width == RESNET_WIDTH else {**vision, "width": width}  # released fingerprints unchanged
+
+
 def swin_config(folder: Path | None):
     from transformers import SwinConfig
 
@@ -184,16 +195,13 @@ def bert_config(folder: Path | None):
 
 def medclip_arch(variant: str, folder: Path | None, state: dict | None) -> dict:
     """The fingerprint's architecture: the configs (Swin from JSON; ResNet blocks from `state`'s keys)."""
-    if variant == "resnet":
-        vision = {"resnet_layers": list(resnet_layers(state)), "projection_dim": projection_dim(state)}
-    else:
-        vision = stable_config(swin_config(folder))
+    vision = resnet_vision_arch(state) if variant == "resnet" else stable_config(swin_config(folder))
     return {"medclip": variant, "vision": vision, "text": stable_config(bert_config(folder))}
 
 
 def vision_module(variant: str, folder: Path | None, state: dict) -> torch.nn.Module:
     if variant == "resnet":
-        return VisionResNet(resnet_layers(state), projection_dim(state))
+        return VisionResNet(resnet_layers(state), projection_dim(state), resnet_width(state))
     return VisionViT(swin_config(folder), projection_dim(state))
 
 

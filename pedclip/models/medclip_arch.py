@@ -14,6 +14,7 @@ from torch import nn
 LOGIT_SCALE_MAX = 4.6052  # MedCLIP clamps log(scale) to [0, ln 100] on every call
 PROJECTION_DIM = 512
 RESNET50_LAYERS = (3, 4, 6, 3)
+RESNET_WIDTH = 64  # stem channels of torchvision's ResNet-50
 
 
 class VisionViT(nn.Module):
@@ -33,19 +34,36 @@ class VisionViT(nn.Module):
 
 
 class VisionResNet(nn.Module):
-    """MedCLIPVisionModel: torchvision ResNet-50 whose fc is the projection (2048 -> 512, no bias)."""
+    """MedCLIPVisionModel: torchvision ResNet-50 whose fc is the projection (2048 -> 512, no bias).
 
-    def __init__(self, layers: tuple[int, ...] = RESNET50_LAYERS, projection_dim: int = PROJECTION_DIM):
+    `width` is the stem's channel count (64 in every released model); a smaller one narrows every stage in
+    proportion (compute falls with its square), for demo models trained from scratch on a CPU.
+    """
+
+    def __init__(self, layers: tuple[int, ...] = RESNET50_LAYERS, projection_dim: int = PROJECTION_DIM,
+                 width: int = RESNET_WIDTH):  # fmt: skip
         super().__init__()
         from torchvision.models.resnet import Bottleneck, ResNet
 
         self.model = ResNet(Bottleneck, list(layers))
-        self.model.fc = nn.Linear(self.model.fc.in_features, projection_dim, bias=False)
+        if width != RESNET_WIDTH:
+            _narrow(self.model, Bottleneck, layers, width)
+        self.model.fc = nn.Linear(width * 8 * Bottleneck.expansion, projection_dim, bias=False)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         if pixel_values.shape[1] == 1:
             pixel_values = pixel_values.repeat((1, 3, 1, 1))
         return self.model(pixel_values)
+
+
+def _narrow(model: nn.Module, block, layers: tuple[int, ...], width: int) -> None:
+    """Rebuild torchvision's ResNet stem and stages with `width` instead of 64 (same module names and keys)."""
+    model.inplanes = width
+    model.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+    model.bn1 = nn.BatchNorm2d(width)
+    for i, blocks in enumerate(layers):
+        stage = model._make_layer(block, width * 2**i, blocks, stride=1 if i == 0 else 2)
+        setattr(model, f"layer{i + 1}", stage)
 
 
 class Text(nn.Module):

@@ -112,3 +112,17 @@ def test_list_specs_reports_presence(home: Path, tiny_medclip_resnet, monkeypatc
     with_hint = {row["spec"]: row for row in list_specs(weights=tiny_medclip_resnet.folder, home=home)}
     assert with_hint["medclip:resnet"]["weights_present"] is True
     assert all({"spec", "family", "needs", "weights_present", "weights_at"} <= set(r) for r in rows.values())
+
+
+def test_narrow_medclip_resnet_round_trips_with_its_width(tmp_path: Path) -> None:
+    """The demo's quarter-width MedCLIP ResNet: saved as local:, rebuilt at its width from the keys alone."""
+    from pedclip.demo.models import RESNET_WIDTH, untrained_medclip
+
+    encoder = untrained_medclip(["clear lungs.", "right lower lobe consolidation."], seed=3, vision="resnet")
+    conv1 = encoder.modules["model"].vision_model.model.conv1
+    assert conv1.out_channels == RESNET_WIDTH < 64
+    loaded = load_encoder(f"local:{save_local(encoder, tmp_path / 'narrow')}")
+    assert loaded.arch["vision"]["width"] == RESNET_WIDTH
+    assert loaded.modules["model"].vision_model.model.layer4[0].conv3.out_channels == RESNET_WIDTH * 8 * 4
+    pixels = torch.rand(2, 1, 224, 224)
+    np.testing.assert_array_equal(loaded.encode_images(pixels), encoder.encode_images(pixels))
