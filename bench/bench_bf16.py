@@ -3,7 +3,7 @@
 Loads the model twice (`dtype="fp32"` and `dtype="bf16"`: weights cast, as the pipeline does), reads
 each dataset's preprocessed pixels from the home's pixel cache (a miss is decoded in memory, never
 cached), encodes them with both encoders in memory, and scores them with the shipped `pneumonia` prompt
-set exactly as `pedclip evaluate zeroshot` (sound protocol) does, each encoder with its own prompt
+set exactly as `pedclip zeroshot` (sound protocol) does, each encoder with its own prompt
 vectors and logit scale. Nothing is written into the home: the store is only read (no migration). AUROC
 is given on the test split (the sound protocol's) and on all splits pooled. Needs a `pedclip demo` home:
 
@@ -49,7 +49,7 @@ def read_only_store(home: Path) -> Store:
     """The store at `home` without `Store.open`, which migrates (a write): this script only reads."""
     store = Store(Paths.at(home))
     if not store.exists:
-        sys.exit(f"no pedclip store at {store.paths.db}; run `pedclip demo --home DIR` first")
+        sys.exit(f"no pedclip store at {store.paths.db}; run `pedclip --home DIR demo` first")
     return store
 
 
@@ -124,7 +124,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=32)
     args = parser.parse_args()
     if args.home is None:
-        print("run `pedclip demo --home DIR` first and pass --home DIR", file=sys.stderr)
+        print("run `pedclip --home DIR demo` first and pass --home DIR", file=sys.stderr)
         return 2
     store = read_only_store(args.home)
     with warnings.catch_warnings():

@@ -214,7 +214,7 @@ def format_metric(metrics: dict, name: str, ci: bool = True) -> str:
     return f"n/a ({reason})" if text == "n/a" and reason else text
 
 
-def format_rate(value: float | None, reason: str | None = None) -> str:
+def format_rate(value: float | None) -> str:
     """A rate with 3 decimals, 'n/a' when undefined (never 'nan')."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"

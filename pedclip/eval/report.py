@@ -112,7 +112,8 @@ def tables_html(tables: Sequence) -> str:
     parts = []
     for table in tables:
         notes = "".join(f"<li>{html.escape(n)}</li>" for n in table.notes)
-        frame = table.frame().astype(object).where(table.frame().notna(), "")
+        frame = table.frame()
+        frame = frame.astype(object).where(frame.notna(), "")
         parts.append(f"<h2>{html.escape(table.title)}</h2>{frame.to_html(index=False, escape=True)}"
                      f"<ul class='note'>{notes}</ul>")  # fmt: skip
     return "".join(parts)
