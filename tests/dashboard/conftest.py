@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from browser_helpers import chromium
 from dashboard_store import APP, TINY_SPEC, FixtureInfo, build_fixture_store
 
 
@@ -28,3 +29,10 @@ def app(fixture_store, monkeypatch):
 
     monkeypatch.setenv("PEDCLIP_HOME", str(fixture_store.home))
     return AppTest.from_file(str(APP), default_timeout=60)
+
+
+@pytest.fixture
+def browser():
+    """Debian's Chromium driven by Playwright (the real-browser tests)."""
+    with chromium() as launched:
+        yield launched

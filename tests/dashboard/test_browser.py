@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from browser_helpers import (
     START,
-    chromium,
     copy_shots,
     dashboard_server,
     metric_value,
@@ -34,12 +33,6 @@ def server(fixture_store, tmp_path):
     shutil.copytree(fixture_store.home, home)
     with dashboard_server(home, tmp_path / "server.log") as url:
         yield url
-
-
-@pytest.fixture
-def browser():
-    with chromium() as launched:
-        yield launched
 
 
 def test_every_page_in_a_real_browser(server, browser, tmp_path):

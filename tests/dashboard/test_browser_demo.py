@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from browser_helpers import (
     START,
-    chromium,
     copy_shots,
     dashboard_server,
     metric_value,
@@ -45,12 +44,6 @@ def demo_home(quick_demo_home, tmp_path) -> Path:
 def server(demo_home, tmp_path):
     with dashboard_server(demo_home, tmp_path / "server.log") as url:
         yield url
-
-
-@pytest.fixture
-def browser():
-    with chromium() as launched:
-        yield launched
 
 
 def no_exception(page, where: str) -> None:
