@@ -36,17 +36,23 @@ def ingest_command(
         _print_ingest(summary)
     if not summary.usable:
         first = f" (first: {summary.error_examples[0]['reason']})" if summary.error_examples else ""
-        raise PedclipError(f"no usable images found in {source}: {summary.errors} file(s) failed{first}; "
-                           "check the path and --format")  # fmt: skip
+        raise PedclipError(
+            f"no usable images found in {source}: {summary.errors} file(s) failed{first}; "
+            "check the path and --format"
+        )
 
 
 def _print_ingest(summary) -> None:
     verb = "ingested" if summary.written else "found nothing usable in"
-    typer.echo(f"{verb} {summary.root} as {summary.dataset!r} ({summary.source_kind}): {summary.cases} cases, "
-               f"{summary.errors} errors in {summary.seconds:.1f} s")  # fmt: skip
+    typer.echo(
+        f"{verb} {summary.root} as {summary.dataset!r} ({summary.source_kind}): {summary.cases} cases, "
+        f"{summary.errors} errors in {summary.seconds:.1f} s"
+    )
     if summary.written:
-        typer.echo(f"  added {summary.added}, updated {summary.updated}, unchanged {summary.unchanged}, "
-                   f"removed {summary.removed}" + (" (splits redone)" if summary.resplit else ""))  # fmt: skip
+        typer.echo(
+            f"  added {summary.added}, updated {summary.updated}, unchanged {summary.unchanged}, "
+            f"removed {summary.removed}" + (" (splits redone)" if summary.resplit else "")
+        )
     typer.echo(f"  splits {summary.by_split}  labels {summary.by_label}")
     if summary.skipped:
         typer.echo(
@@ -119,8 +125,10 @@ def _print_audit(name: str, report, limit: int) -> None:
     typer.echo(f"identical images in more than one split: {len(report.cross_split_duplicates)}")
     for dup in report.cross_split_duplicates[:limit]:
         typer.echo(f"  {dup['image_sha256'][:12]}: {', '.join(dup['case_ids'])}")
-    typer.echo(f"identical images within a split (extra copies): {report.within_split_duplicate_cases}; "
-               f"identical images with different labels: {report.conflicting_label_duplicates}")  # fmt: skip
+    typer.echo(
+        f"identical images within a split (extra copies): {report.within_split_duplicate_cases}; "
+        f"identical images with different labels: {report.conflicting_label_duplicates}"
+    )
     typer.echo("leakage: " + ("YES" if report.leakage else "none found"))
 
 
@@ -149,11 +157,15 @@ def show_command(
     if as_json:
         emit_json(info)
         return
-    typer.echo(f"{name}: {info['source_kind']} from {info['root']}, {info['n_cases']} cases, "
-               f"{info['n_errors']} ingest errors; splits: {info['split_spec']}")  # fmt: skip
+    typer.echo(
+        f"{name}: {info['source_kind']} from {info['root']}, {info['n_cases']} cases, "
+        f"{info['n_errors']} ingest errors; splits: {info['split_spec']}"
+    )
     print_table(info["counts"], title="cases by split and label")
-    typer.echo(f"patients: {info['patients']['n_patients']} known, {info['patients']['n_with_several_images']} "
-               f"with several images, {info['patients']['cases_without_patient']} cases without a patient id")  # fmt: skip
+    typer.echo(
+        f"patients: {info['patients']['n_patients']} known, {info['patients']['n_with_several_images']} "
+        f"with several images, {info['patients']['cases_without_patient']} cases without a patient id"
+    )
     for attribute, top in info["attributes"].items():
         typer.echo(f"  {attribute}: " + ", ".join(f"{k} ({v})" for k, v in top.items()))
     for error in info["errors"]:

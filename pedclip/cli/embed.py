@@ -30,8 +30,13 @@ def _nothing_to_do(ctx: typer.Context, store, model: str, weights: str | None, d
     cases, distinct, refs = plan_missing(store, fingerprint, dataset)
     if refs:
         return None
-    report = EmbedReport(dataset=dataset, fingerprint=fingerprint, cases=cases, distinct_images=distinct,
-                         already_embedded=distinct)  # fmt: skip
+    report = EmbedReport(
+        dataset=dataset,
+        fingerprint=fingerprint,
+        cases=cases,
+        distinct_images=distinct,
+        already_embedded=distinct,
+    )
     report.seconds["plan"] = report.seconds["total"] = time.perf_counter() - started
     return report
 
@@ -58,8 +63,9 @@ def embed(
     """Embed every image of a dataset not yet cached for this model (resumable; reruns are cheap)."""
     from pedclip.embed.pipeline import EmbedConfig, embed_dataset
 
-    config = EmbedConfig(batch_size=batch_size, workers=workers, chunk_size=chunk_size,
-                         use_pixel_cache=not no_pixel_cache)  # fmt: skip
+    config = EmbedConfig(
+        batch_size=batch_size, workers=workers, chunk_size=chunk_size, use_pixel_cache=not no_pixel_cache
+    )
     store = state(ctx).store(create=False)
     report = _nothing_to_do(ctx, store, model, weights, dtype, dataset)
     if report is None:  # load the model only when an image lacks a vector
@@ -132,8 +138,10 @@ def embed_text(
             {"model": model, "fingerprint": encoder.fingerprint, "dim": int(vectors.shape[1]), "texts": rows}
         )
         return
-    rows = [{"text": t, "dim": len(v), "first values": " ".join(f"{x:+.3f}" for x in v[:4])}
-            for t, v in zip(texts, vectors, strict=True)]  # fmt: skip
+    rows = [
+        {"text": t, "dim": len(v), "first values": " ".join(f"{x:+.3f}" for x in v[:4])}
+        for t, v in zip(texts, vectors, strict=True)
+    ]
     print_table(rows, title=f"{model} ({encoder.fingerprint})")
 
 
@@ -168,8 +176,15 @@ def neighbors_command(
     table = found[columns].astype(object)
     rows = table.where(table.notna(), None).to_dict(orient="records")
     if as_json:
-        emit_json({"model": model, "fingerprint": encoder.fingerprint, "dataset": dataset,
-                   "query": {"case": case} if case is not None else {"image": str(image)}, "neighbors": rows})  # fmt: skip
+        emit_json(
+            {
+                "model": model,
+                "fingerprint": encoder.fingerprint,
+                "dataset": dataset,
+                "query": {"case": case} if case is not None else {"image": str(image)},
+                "neighbors": rows,
+            }
+        )
         return
     print_table(rows, title=f"neighbours in {dataset} of {case or image}")
 

@@ -46,11 +46,20 @@ def _bootstrap(resamples: int, seed: int):
 
 def _print_result(result, saved: bool, extra_rows: list[dict] | None = None) -> None:
     run = result.run
-    typer.echo(f"{run['kind']} {run['model']} on {run['eval_dataset']}:{run['split']} ({run['protocol']} protocol), "
-               f"n={run['config'].get('n')}, threshold {result.threshold.value:.4f} ({result.threshold.rule}), "
-               f"CIs by {run['config'].get('resampled')}")  # fmt: skip
-    rows = [{"metric": k, "value": m.value, "95% CI": "" if m.lo is None else f"{m.lo:.4f}-{m.hi:.4f}",
-             "note": m.reason or ""} for k, m in result.metrics.items()]  # fmt: skip
+    typer.echo(
+        f"{run['kind']} {run['model']} on {run['eval_dataset']}:{run['split']} ({run['protocol']} protocol), "
+        f"n={run['config'].get('n')}, threshold {result.threshold.value:.4f} ({result.threshold.rule}), "
+        f"CIs by {run['config'].get('resampled')}"
+    )
+    rows = [
+        {
+            "metric": k,
+            "value": m.value,
+            "95% CI": "" if m.lo is None else f"{m.lo:.4f}-{m.hi:.4f}",
+            "note": m.reason or "",
+        }
+        for k, m in result.metrics.items()
+    ]
     print_table(rows)
     for row in extra_rows or []:
         typer.echo(" ".join(f"{k}={v}" for k, v in row.items()))
@@ -124,8 +133,17 @@ def rescore(
     store = state(ctx).store(create=False)
     pset = resolve_prompt_set(prompts, prompt)
     encoder = _encoder(ctx, model, weights, "cpu")
-    out = run_rescore(store, encoder, dataset, pset, split=split, baseline_run=against, protocol=protocol,
-                      bootstrap=_bootstrap(resamples, 0), save_run=save_run)  # fmt: skip
+    out = run_rescore(
+        store,
+        encoder,
+        dataset,
+        pset,
+        split=split,
+        baseline_run=against,
+        protocol=protocol,
+        bootstrap=_bootstrap(resamples, 0),
+        save_run=save_run,
+    )
     if as_json:
         emit_json({**out.as_dict(max_flips), "saved": save_run})
         return
@@ -135,8 +153,15 @@ def rescore(
 
 
 def _print_comparison(doc: dict, title: str) -> None:
-    rows = [{"metric": k, "delta": d.get("value"), "95% CI": f"{d['lo']:+.4f} to {d['hi']:+.4f}" if "lo" in d else "",
-             "note": d.get("reason", "")} for k, d in doc["deltas"].items()]  # fmt: skip
+    rows = [
+        {
+            "metric": k,
+            "delta": d.get("value"),
+            "95% CI": f"{d['lo']:+.4f} to {d['hi']:+.4f}" if "lo" in d else "",
+            "note": d.get("reason", ""),
+        }
+        for k, d in doc["deltas"].items()
+    ]
     print_table(rows, title=f"{title}: change on {doc['n_common']} common cases")
     typer.echo(f"{doc['n_flipped']} cases flipped: {doc['n_fixed']} now right, {doc['n_broken']} now wrong")
     if doc["flipped"]:
@@ -174,8 +199,11 @@ def probe(
         emit_json({**result.as_dict(), "saved": not no_save})
         return
     cfg = result.run["config"]
-    extra = [{"k": cfg["k"], "seeds": len(cfg["seeds"]), "auroc_sd": cfg["sd"].get("auroc")}] if shots else [
-        {"C": cfg["C"], "chosen_by": cfg["selection"], "n_train": cfg["n_train"]}]  # fmt: skip
+    extra = (
+        [{"k": cfg["k"], "seeds": len(cfg["seeds"]), "auroc_sd": cfg["sd"].get("auroc")}]
+        if shots
+        else [{"C": cfg["C"], "chosen_by": cfg["selection"], "n_train": cfg["n_train"]}]
+    )
     _print_result(result, not no_save, extra)
 
 
@@ -218,8 +246,15 @@ def prompts_list(as_json: bool = typer.Option(False, "--json", help="print as JS
     """The shipped prompt sets."""
     from pedclip.eval.prompts import list_prompt_sets
 
-    rows = [{"name": p.name, "mode": p.mode, "classes": ", ".join(f"{k} ({len(v)})" for k, v in p.classes.items()),
-             "description": p.description} for p in list_prompt_sets()]  # fmt: skip
+    rows = [
+        {
+            "name": p.name,
+            "mode": p.mode,
+            "classes": ", ".join(f"{k} ({len(v)})" for k, v in p.classes.items()),
+            "description": p.description,
+        }
+        for p in list_prompt_sets()
+    ]
     emit_json(rows) if as_json else print_table(rows, title="prompt sets")
 
 

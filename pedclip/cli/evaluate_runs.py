@@ -19,7 +19,7 @@ def paper(
     medclip: str = typer.Option("medclip:vit", "--medclip", help="MedCLIP model spec"),
     out: str = typer.Option(
         None, "--out", help="folder for tables.md, table*.csv and report.html (default: <home>/reports/paper)"
-    ),  # fmt: skip
+    ),
     resamples: int = typer.Option(1000, "--resamples", help="bootstrap resamples for CIs (0: none)"),
     device: str = typer.Option("cpu", "--device", help="torch device (only prompts are encoded)"),
     as_json: bool = typer.Option(False, "--json", help="print the tables as JSON"),
@@ -31,8 +31,9 @@ def paper(
     from pedclip.models import load_encoder
 
     store = state(ctx).store(create=False)
-    config = PaperConfig(ucsd=ucsd, ori=ori, clip=clip, medclip=medclip,
-                         bootstrap=BootstrapConfig(n_resamples=resamples))  # fmt: skip
+    config = PaperConfig(
+        ucsd=ucsd, ori=ori, clip=clip, medclip=medclip, bootstrap=BootstrapConfig(n_resamples=resamples)
+    )
     result = paper_tables(store, config, lambda spec: load_encoder(spec, device=device, home=state(ctx).home))
     folder = Path(out) if out else store.paths.reports / "paper"
     paths = write_tables(result, folder)
@@ -96,8 +97,10 @@ def runs_show(
     if as_json:
         emit_json(doc)
         return
-    typer.echo(f"{doc['run_id']}: {doc['kind']} {doc['model']} on {doc['eval_dataset']}:{doc['split']} "
-               f"({doc['protocol']}), {doc['n_predictions']} predictions, status {doc['status']}")  # fmt: skip
+    typer.echo(
+        f"{doc['run_id']}: {doc['kind']} {doc['model']} on {doc['eval_dataset']}:{doc['split']} "
+        f"({doc['protocol']}), {doc['n_predictions']} predictions, status {doc['status']}"
+    )
     threshold = doc["config"].get("threshold", {})
     if threshold:
         typer.echo(
@@ -106,9 +109,15 @@ def runs_show(
     print_table([{"metric": k, "value": Metric.from_dict(v).format()} for k, v in doc["metrics"].items()])
     if doc.get("slices"):
         shown = ("auroc", "accuracy", "recall", "specificity")
-        rows = [{"group": r["group"], "n": r["n"], "n_positive": r["n_positive"],
-                 **{m: Metric(r[m], r[f"{m}_reason"], r[f"{m}_lo"], r[f"{m}_hi"]).format(3) for m in shown}}
-                for r in doc["slices"]]  # fmt: skip
+        rows = [
+            {
+                "group": r["group"],
+                "n": r["n"],
+                "n_positive": r["n_positive"],
+                **{m: Metric(r[m], r[f"{m}_reason"], r[f"{m}_lo"], r[f"{m}_hi"]).format(3) for m in shown},
+            }
+            for r in doc["slices"]
+        ]
         print_table(rows, title=f"by {by}")
 
 

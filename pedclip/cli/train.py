@@ -73,18 +73,45 @@ def finetune_command(
     """Fine-tune both towers contrastively; save, register and embed the best checkpoint as local:DIR."""
     from pedclip.train.finetune import finetune
 
-    config = _config(model=model, dataset=dataset, weights=weights, loss=loss, text=text, trainable=trainable,
-                     epochs=epochs, patience=patience, batch_size=batch_size, micro_batch=micro_batch, lr=lr,
-                     weight_decay=weight_decay, grad_clip=grad_clip, protocol=protocol, device=device,
-                     precision=precision, seed=seed, reembed=reembed, embed_workers=workers)  # fmt: skip
+    config = _config(
+        model=model,
+        dataset=dataset,
+        weights=weights,
+        loss=loss,
+        text=text,
+        trainable=trainable,
+        epochs=epochs,
+        patience=patience,
+        batch_size=batch_size,
+        micro_batch=micro_batch,
+        lr=lr,
+        weight_decay=weight_decay,
+        grad_clip=grad_clip,
+        protocol=protocol,
+        device=device,
+        precision=precision,
+        seed=seed,
+        reembed=reembed,
+        embed_workers=workers,
+    )
     result = finetune(state(ctx).store(create=False), config, progress=_epoch_printer(not as_json))
     if as_json:
         emit_json(result.as_dict())
         return
     auroc = result.test.get("auroc", {}).get("value")
-    print_table([{"run": result.run_id, "stopped": result.stopped, "best epoch": result.best.get("epoch"),
-                  "val AUROC": result.best.get("val_auroc"), "val loss": result.best.get("val_loss"),
-                  "test AUROC": auroc}], title=f"fine-tuned {model} on {dataset}")  # fmt: skip
+    print_table(
+        [
+            {
+                "run": result.run_id,
+                "stopped": result.stopped,
+                "best epoch": result.best.get("epoch"),
+                "val AUROC": result.best.get("val_auroc"),
+                "val loss": result.best.get("val_loss"),
+                "test AUROC": auroc,
+            }
+        ],
+        title=f"fine-tuned {model} on {dataset}",
+    )
     typer.echo(f"model: {result.spec}")
 
 
@@ -113,17 +140,45 @@ def transfer_command(
     """Fine-tune on --from, evaluate zero-shot on --to with the fine-tuning prompts (Table 4)."""
     from pedclip.train.transfer import transfer
 
-    config = _config(model=model, dataset=from_dataset, weights=weights, loss=loss, text=text, trainable=trainable,
-                     epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                     protocol=protocol, device=device, seed=seed, embed_workers=workers)  # fmt: skip
-    result = transfer(state(ctx).store(create=False), config, to_dataset, both=both, reuse=not retrain,
-                      progress=_epoch_printer(not as_json))  # fmt: skip
+    config = _config(
+        model=model,
+        dataset=from_dataset,
+        weights=weights,
+        loss=loss,
+        text=text,
+        trainable=trainable,
+        epochs=epochs,
+        patience=patience,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        protocol=protocol,
+        device=device,
+        seed=seed,
+        embed_workers=workers,
+    )
+    result = transfer(
+        state(ctx).store(create=False),
+        config,
+        to_dataset,
+        both=both,
+        reuse=not retrain,
+        progress=_epoch_printer(not as_json),
+    )
     if as_json:
         emit_json(result.as_dict())
         return
-    rows = [{"run": r["run_id"], "from": r["from"], "to": r["to"], "split": r["split"],
-             "AUROC": r["metrics"].get("auroc", {}).get("value"),
-             "accuracy": r["metrics"].get("accuracy", {}).get("value")} for r in result.runs]  # fmt: skip
+    rows = [
+        {
+            "run": r["run_id"],
+            "from": r["from"],
+            "to": r["to"],
+            "split": r["split"],
+            "AUROC": r["metrics"].get("auroc", {}).get("value"),
+            "accuracy": r["metrics"].get("accuracy", {}).get("value"),
+        }
+        for r in result.runs
+    ]
     print_table(rows, title=f"transfer of {model} ({protocol})")
 
 

@@ -115,8 +115,16 @@ def predictions_for_cases(store: Store, dataset: str, case_ids: Sequence[str]) -
         predictions = store_runs.predictions_frame(store, run.run_id)
         hits = predictions[(predictions["dataset"] == dataset) & predictions["case_id"].isin(wanted)]
         for hit in hits.itertuples():
-            rows.append({"case_id": hit.case_id, "run_id": run.run_id, "kind": run.kind, "model": run.model,
-                         "score": hit.score, "predicted": hit.predicted})  # fmt: skip
+            rows.append(
+                {
+                    "case_id": hit.case_id,
+                    "run_id": run.run_id,
+                    "kind": run.kind,
+                    "model": run.model,
+                    "score": hit.score,
+                    "predicted": hit.predicted,
+                }
+            )
     return pd.DataFrame(rows, columns=["case_id", "run_id", "kind", "model", "score", "predicted"])
 
 
@@ -129,8 +137,17 @@ def embedded_models(store: Store) -> pd.DataFrame:
         for dataset in datasets:
             embedded, total = store_embeddings.count_embedded(store, model.fingerprint, dataset)
             if embedded:
-                rows.append({"fingerprint": model.fingerprint, "spec": model.spec, "family": model.family,
-                             "dim": model.dim, "dataset": dataset, "embedded": embedded, "cases": total})  # fmt: skip
+                rows.append(
+                    {
+                        "fingerprint": model.fingerprint,
+                        "spec": model.spec,
+                        "family": model.family,
+                        "dim": model.dim,
+                        "dataset": dataset,
+                        "embedded": embedded,
+                        "cases": total,
+                    }
+                )
     return pd.DataFrame(
         rows, columns=["fingerprint", "spec", "family", "dim", "dataset", "embedded", "cases"]
     )
@@ -161,8 +178,14 @@ def paper_tables(paths: Paths) -> list[Path]:
 # ---- calls into the rest of pedclip: one function each ------------------------------------------------
 
 
-def neighbours(store: Store, fingerprint: str, dataset: str, queries: np.ndarray, k: int,
-               exclude_uids: Sequence[int] = ()) -> pd.DataFrame:  # fmt: skip
+def neighbours(
+    store: Store,
+    fingerprint: str,
+    dataset: str,
+    queries: np.ndarray,
+    k: int,
+    exclude_uids: Sequence[int] = (),
+) -> pd.DataFrame:
     """The k nearest embedded cases of `dataset` per query row: query, rank, case_id, label, similarity, distance."""
     from pedclip.store.index import neighbors
 

@@ -45,10 +45,12 @@ class OperatingPoint:
 
     def reason(self, name: str) -> str | None:
         """Why a rate is undefined at this threshold (None when it is defined)."""
-        empty = {"sensitivity": (self.tp + self.fn, "no pneumonia case"),
-                 "specificity": (self.tn + self.fp, "no normal case"),
-                 "precision": (self.tp + self.fp, "no case predicted positive"),
-                 "accuracy": (self.tp + self.fp + self.tn + self.fn, "no cases")}  # fmt: skip
+        empty = {
+            "sensitivity": (self.tp + self.fn, "no pneumonia case"),
+            "specificity": (self.tn + self.fp, "no normal case"),
+            "precision": (self.tp + self.fp, "no case predicted positive"),
+            "accuracy": (self.tp + self.fp + self.tn + self.fn, "no cases"),
+        }
         total, why = empty[name]
         return None if total else why
 
@@ -110,10 +112,17 @@ def slice_table(frame: pd.DataFrame, column: str, threshold: float) -> pd.DataFr
     rows = []
     for value, part in frame.dropna(subset=["label"]).groupby(column, dropna=False):
         point = operating_point(part["label"].to_numpy(), part["score"].to_numpy(), threshold)
-        rows.append({column: value, "n": len(part), "positives": int(part["label"].sum()),
-                     "auroc": safe_auroc(part["label"].to_numpy(), part["score"].to_numpy()),
-                     "sensitivity": point.sensitivity, "specificity": point.specificity,
-                     "accuracy": point.accuracy})  # fmt: skip
+        rows.append(
+            {
+                column: value,
+                "n": len(part),
+                "positives": int(part["label"].sum()),
+                "auroc": safe_auroc(part["label"].to_numpy(), part["score"].to_numpy()),
+                "sensitivity": point.sensitivity,
+                "specificity": point.specificity,
+                "accuracy": point.accuracy,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -137,8 +146,9 @@ def flipped_cases(current: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame
     flipped = merged[merged["predicted"] != merged["predicted_baseline"]].copy()
     correct_now = flipped["predicted"] == flipped["label"]
     correct_before = flipped["predicted_baseline"] == flipped["label"]
-    flipped["change"] = np.select([correct_now & ~correct_before, ~correct_now & correct_before],
-                                  ["fixed", "broken"], "changed")  # fmt: skip
+    flipped["change"] = np.select(
+        [correct_now & ~correct_before, ~correct_now & correct_before], ["fixed", "broken"], "changed"
+    )
     return flipped.sort_values(["change", "case_id"]).reset_index(drop=True)
 
 
@@ -251,9 +261,10 @@ def patients_across_splits(cases: pd.DataFrame) -> pd.DataFrame:
     """Patients whose images sit in more than one split (a leak): patient_id, splits, images."""
     known = cases.dropna(subset=["patient_id"])
     grouped = known.groupby("patient_id").agg(
-        splits=("split", lambda s: ", ".join(sorted(set(s.dropna())))), images=("case_id", "size"),
+        splits=("split", lambda s: ", ".join(sorted(set(s.dropna())))),
+        images=("case_id", "size"),
         n_splits=("split", "nunique"),
-    )  # fmt: skip
+    )
     leaks = grouped[grouped["n_splits"] > 1].drop(columns="n_splits")
     return leaks.sort_values("images", ascending=False).reset_index()
 
@@ -264,9 +275,10 @@ def duplicate_images(cases: pd.DataFrame) -> pd.DataFrame:
     if dup.empty:
         return pd.DataFrame(columns=["image_sha256", "cases", "splits", "datasets"])
     grouped = dup.groupby("image_sha256").agg(
-        cases=("case_id", lambda s: ", ".join(s)), splits=("split", lambda s: ", ".join(sorted(set(s.dropna())))),
+        cases=("case_id", lambda s: ", ".join(s)),
+        splits=("split", lambda s: ", ".join(sorted(set(s.dropna())))),
         datasets=("dataset", lambda s: ", ".join(sorted(set(s)))),
-    )  # fmt: skip
+    )
     return grouped.reset_index()
 
 

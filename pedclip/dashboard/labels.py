@@ -55,8 +55,12 @@ def _made_by(runs: pd.DataFrame, specs: dict[str, str]) -> dict[str, dict]:
         child = _config(run.config).get("child_spec")
         fingerprint = by_spec.get(child) or (run.fingerprint if isinstance(run.fingerprint, str) else None)
         if fingerprint and fingerprint not in made:
-            made[fingerprint] = {"run_id": run.run_id, "parent": run.model, "dataset": run.train_dataset,
-                                 "protocol": run.protocol}  # fmt: skip
+            made[fingerprint] = {
+                "run_id": run.run_id,
+                "parent": run.model,
+                "dataset": run.train_dataset,
+                "protocol": run.protocol,
+            }
     return made
 
 
@@ -79,8 +83,10 @@ def model_labels(models: pd.DataFrame, runs: pd.DataFrame) -> dict[str, str]:
             info = made[fingerprint]
             parent = str(info["parent"])
             parent_label = label(by_spec[parent], depth + 1) if parent in by_spec else _plain(parent)
-            return (f"{parent_label} fine-tuned on {info['dataset']} ({info['protocol']}) · "
-                    f"{short_run_id(info['run_id'])}")  # fmt: skip
+            return (
+                f"{parent_label} fine-tuned on {info['dataset']} ({info['protocol']}) · "
+                f"{short_run_id(info['run_id'])}"
+            )
         parent = parents.get(fingerprint)
         if isinstance(parent, str) and parent in specs:
             return f"{_plain(spec)} (from {label(parent, depth + 1)})"

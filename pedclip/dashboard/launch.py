@@ -21,17 +21,30 @@ def streamlit_command(port: int, host: str) -> list[str]:
     if not 0 < port < 65536:
         raise PedclipError(f"port {port} is out of range; pass --port between 1 and 65535")
     return [
-        sys.executable, "-m", "streamlit", "run", str(APP),
-        "--server.headless", "true",
-        "--server.address", host,
-        "--server.port", str(port),
-        "--server.fileWatcherType", "none",
-        "--server.enableStaticServing", "false",
-        "--server.maxUploadSize", str(max(1, MAX_UPLOAD_BYTES // 2**20)),
-        "--browser.gatherUsageStats", "false",
-        "--global.developmentMode", "false",
-        "--client.toolbarMode", "minimal",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.headless",
+        "true",
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.fileWatcherType",
+        "none",
+        "--server.enableStaticServing",
+        "false",
+        "--server.maxUploadSize",
+        str(max(1, MAX_UPLOAD_BYTES // 2**20)),
+        "--browser.gatherUsageStats",
+        "false",
+        "--global.developmentMode",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+    ]
 
 
 def dashboard_env(paths: Paths) -> dict[str, str]:

@@ -209,8 +209,15 @@ def case_caption(case: dict) -> str:
 def metric_cards(
     metrics: dict, names: tuple[str, ...] = ("auroc", "recall", "specificity", "accuracy")
 ) -> None:
-    titles = {"auroc": "AUROC", "recall": "Sensitivity", "specificity": "Specificity", "accuracy": "Accuracy",
-              "auprc": "AUPRC", "f1": "F1", "precision": "Precision"}  # fmt: skip
+    titles = {
+        "auroc": "AUROC",
+        "recall": "Sensitivity",
+        "specificity": "Specificity",
+        "accuracy": "Accuracy",
+        "auprc": "AUPRC",
+        "f1": "F1",
+        "precision": "Precision",
+    }
     for col, name in zip(st.columns(len(names)), names, strict=True):
         value, low, high = analysis.headline(metrics, name)
         col.metric(titles.get(name, name), analysis.format_rate(value))

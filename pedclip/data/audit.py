@@ -77,8 +77,14 @@ def audit_cases(cases: pd.DataFrame, class_names: tuple[str, ...] = CLASS_NAMES)
         conflicting += len(labels) > 1
         within += len(group) - group["split"].fillna(NO_SPLIT).nunique()
         if len(splits) > 1:
-            cross.append({"image_sha256": group["image_sha256"].iat[0], "splits": splits,
-                          "case_ids": sorted(group["case_id"]), "labels": labels})  # fmt: skip
+            cross.append(
+                {
+                    "image_sha256": group["image_sha256"].iat[0],
+                    "splits": splits,
+                    "case_ids": sorted(group["case_id"]),
+                    "labels": labels,
+                }
+            )
     return AuditReport(
         n_cases=int(len(cases)),
         balance=class_balance(cases, class_names),

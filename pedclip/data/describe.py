@@ -14,8 +14,11 @@ MAX_ERRORS = 20
 
 def patient_summary(cases: pd.DataFrame) -> dict:
     per_patient = cases["patient_id"].dropna().value_counts()
-    return {"n_patients": int(len(per_patient)), "n_with_several_images": int((per_patient > 1).sum()),
-            "cases_without_patient": int(cases["patient_id"].isna().sum())}  # fmt: skip
+    return {
+        "n_patients": int(len(per_patient)),
+        "n_with_several_images": int((per_patient > 1).sum()),
+        "cases_without_patient": int(cases["patient_id"].isna().sum()),
+    }
 
 
 def attribute_summary(cases: pd.DataFrame) -> dict:

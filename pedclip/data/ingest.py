@@ -90,27 +90,46 @@ def _previous(store: Store, name: str) -> tuple[dict | None, dict]:
 
 
 def ingest(
-    store: Store, source: str | os.PathLike, name: str, fmt: str = "auto", *, workers: int | None = None,
-    max_pixels: int | None = None, progress: Wrap | None = None,
-) -> IngestSummary:  # fmt: skip
+    store: Store,
+    source: str | os.PathLike,
+    name: str,
+    fmt: str = "auto",
+    *,
+    workers: int | None = None,
+    max_pixels: int | None = None,
+    progress: Wrap | None = None,
+) -> IngestSummary:
     """Read `source` into dataset `name`; re-ingesting the same source changes nothing."""
     started = time.perf_counter()
     check_name(name)
     opened = open_source(source, fmt, workers=workers, max_pixels=max_pixels)
     records = progress(opened.records, opened.total, f"ingest {name}") if progress else opened.records
     rows, errors = _partition(records)
-    base = dict(dataset=name, source_kind=opened.kind, root=str(opened.root), cases=len(rows), errors=len(errors),
-                by_split=_count(r.split for r in rows), by_label=_count(r.label for r in rows),
-                error_examples=[_error_dict(e) for e in errors[:10]],
-                skipped=int(opened.attributes.get("images_outside_layout", 0)))  # fmt: skip
+    base = dict(
+        dataset=name,
+        source_kind=opened.kind,
+        root=str(opened.root),
+        cases=len(rows),
+        errors=len(errors),
+        by_split=_count(r.split for r in rows),
+        by_label=_count(r.label for r in rows),
+        error_examples=[_error_dict(e) for e in errors[:10]],
+        skipped=int(opened.attributes.get("images_outside_layout", 0)),
+    )
     if not rows:  # leave an existing dataset untouched rather than empty it
         return IngestSummary(**base, written=False, seconds=round(time.perf_counter() - started, 3))
     with store.write():
         spec, kept = _previous(store, name)
         if spec:  # keep made splits of unchanged cases, so that only real changes count as updates
             rows = [dataclasses.replace(r, split=kept[r.case_id]) if r.case_id in kept else r for r in rows]
-        upsert_dataset(store, name, opened.kind, str(opened.root), opened.class_names,
-                       {**opened.attributes, "splits": spec or {"keep_source": True}})  # fmt: skip
+        upsert_dataset(
+            store,
+            name,
+            opened.kind,
+            str(opened.root),
+            opened.class_names,
+            {**opened.attributes, "splits": spec or {"keep_source": True}},
+        )
         changes = replace_cases(store, name, rows)
         replace_ingest_errors(store, name, errors)
         resplit = bool(spec) and (changes.added + changes.updated + changes.removed) > 0

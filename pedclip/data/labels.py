@@ -22,15 +22,38 @@ NORMAL_WORDS = frozenset(
 )
 PNEUMONIA_WORDS = frozenset(
     {
-        "1", "pneumonia", "positive", "pos", "pneumonic", "bacteria", "bacterial", "virus", "viral",
-        "opacity", "lung_opacity", "consolidation", "covid", "covid19", "covid_19", "abnormal", "sick",
+        "1",
+        "pneumonia",
+        "positive",
+        "pos",
+        "pneumonic",
+        "bacteria",
+        "bacterial",
+        "virus",
+        "viral",
+        "opacity",
+        "lung_opacity",
+        "consolidation",
+        "covid",
+        "covid19",
+        "covid_19",
+        "abnormal",
+        "sick",
     }
-)  # fmt: skip
+)
 SPLIT_WORDS = {
-    "train": "train", "training": "train", "trn": "train",
-    "val": "val", "valid": "val", "validation": "val", "dev": "val",
-    "test": "test", "testing": "test", "tst": "test", "holdout": "test",
-}  # fmt: skip
+    "train": "train",
+    "training": "train",
+    "trn": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+    "testing": "test",
+    "tst": "test",
+    "holdout": "test",
+}
 SPLITS = ("train", "val", "test")
 
 

@@ -113,8 +113,9 @@ def _resolve_input(source: Path, fmt: str) -> Path:
     return source
 
 
-def open_source(source: str | os.PathLike, fmt: str = "auto", workers: int | None = None,
-                max_pixels: int | None = None) -> Source:  # fmt: skip
+def open_source(
+    source: str | os.PathLike, fmt: str = "auto", workers: int | None = None, max_pixels: int | None = None
+) -> Source:
     """Detect (when auto) and open a source; records are produced lazily while iterating."""
     path = Path(source).expanduser().resolve()
     if fmt not in FORMATS:
@@ -154,8 +155,12 @@ def _chain(first: Iterable, second: Iterable) -> Iterator:
     yield from second
 
 
-def inspect_items(items: list[SourceItem], workers: int | None = None, max_pixels: int | None = None,
-                  pool_min_files: int = POOL_MIN_FILES) -> Iterator:  # fmt: skip
+def inspect_items(
+    items: list[SourceItem],
+    workers: int | None = None,
+    max_pixels: int | None = None,
+    pool_min_files: int = POOL_MIN_FILES,
+) -> Iterator:
     """CaseRow or IngestError per item, in item order; decoding in a process pool for many files."""
     workers = workers if workers is not None else (os.cpu_count() or 1)
     paths = [str(item.path) for item in items]
@@ -189,7 +194,16 @@ def _record(item: SourceItem, result: tuple) -> CaseRow | IngestError:
     tags.pop("patient_id", None)
     attributes = {**tags, **item.attributes}
     return CaseRow(
-        case_id=item.case_id, path=str(item.path), image_sha256=sha256, width=width, height=height, mode=mode,
-        label=item.label, patient_id=patient_id, split=item.split, source_split=item.split,
-        report=item.report, attributes=attributes,
-    )  # fmt: skip
+        case_id=item.case_id,
+        path=str(item.path),
+        image_sha256=sha256,
+        width=width,
+        height=height,
+        mode=mode,
+        label=item.label,
+        patient_id=patient_id,
+        split=item.split,
+        source_split=item.split,
+        report=item.report,
+        attributes=attributes,
+    )

@@ -111,8 +111,10 @@ def read_split_tree(root: Path, class_words: frozenset[str], kermany: bool) -> t
     tree = find_split_tree(root, class_words)
     if tree is None:
         words = "/".join(sorted(class_words))
-        raise PedclipError(f"{root} has no split folders (train/val/test) holding {words} class folders; "
-                           "use --format folders or --format csv for other layouts")  # fmt: skip
+        raise PedclipError(
+            f"{root} has no split folders (train/val/test) holding {words} class folders; "
+            "use --format folders or --format csv for other layouts"
+        )
     items: list[SourceItem] = []
     folders: dict[str, int] = {}
     for split_dir in (d for d in _subdirs(tree) if split_of(d.name)):

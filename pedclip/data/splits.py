@@ -45,8 +45,12 @@ class SplitSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> SplitSpec:
-        return cls(tuple(data.get("ratios", DEFAULT_RATIOS)), int(data.get("seed", 0)), data.get("balance"),
-                   bool(data.get("keep_source", False)))  # fmt: skip
+        return cls(
+            tuple(data.get("ratios", DEFAULT_RATIOS)),
+            int(data.get("seed", 0)),
+            data.get("balance"),
+            bool(data.get("keep_source", False)),
+        )
 
 
 def parse_ratios(text: str) -> tuple[float, float, float]:

@@ -31,10 +31,23 @@ __all__ = ["SITES", "SiteSummary", "SynthConfig", "make_preview", "synthesize"]
 GENERATOR_VERSION = 1  # bump when the same seed would draw different pixels
 MARKER_FILE = "synth.json"  # written in every site folder; only folders holding it are ever replaced
 MANIFEST_COLUMNS = (
-    "path", "label", "patient_id", "split", "report",
-    "site", "finding", "lobe", "side", "pattern", "age_years", "sex", "view",
-    "pathogen", "severity", "ctr",
-)  # fmt: skip
+    "path",
+    "label",
+    "patient_id",
+    "split",
+    "report",
+    "site",
+    "finding",
+    "lobe",
+    "side",
+    "pattern",
+    "age_years",
+    "sex",
+    "view",
+    "pathogen",
+    "severity",
+    "ctr",
+)
 SPLIT_DIRS = {
     "kermany": {"train": "train", "val": "val", "test": "test"},
     "study": {"train": "Train", "val": "Validation", "test": "Test"},

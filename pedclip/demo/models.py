@@ -68,8 +68,14 @@ def untrained_medclip(texts: Iterable[str], seed: int, vision: str = "swin") -> 
         # from_pretrained, not BertTokenizerFast(vocab_file=...): transformers 5 ignores that argument there
         # and every word becomes [UNK]
         tokenizer = BertTokenizerFast.from_pretrained(tmp, do_lower_case=True)
-    bert = BertConfig(vocab_size=len(vocab), hidden_size=64, num_hidden_layers=3, num_attention_heads=2,
-                      intermediate_size=128, max_position_embeddings=80)  # fmt: skip
+    bert = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=80,
+    )
     torch.manual_seed(seed)
     if vision == "resnet":
         tower = VisionResNet(RESNET_LAYERS, PROJECTION_DIM, RESNET_WIDTH)
@@ -80,8 +86,9 @@ def untrained_medclip(texts: Iterable[str], seed: int, vision: str = "swin") -> 
             "width": RESNET_WIDTH,
         }
     else:
-        swin = SwinConfig(image_size=224, patch_size=16, embed_dim=32, depths=[2, 2], num_heads=[2, 4],
-                          window_size=7)  # fmt: skip
+        swin = SwinConfig(
+            image_size=224, patch_size=16, embed_dim=32, depths=[2, 2], num_heads=[2, 4], window_size=7
+        )
         tower, vision_arch = VisionViT(swin, PROJECTION_DIM), stable_config(swin)
     model = MedCLIP(tower, Text(bert, PROJECTION_DIM)).eval()
     arch = {
@@ -89,5 +96,11 @@ def untrained_medclip(texts: Iterable[str], seed: int, vision: str = "swin") -> 
         "vision": vision_arch,
         "text": stable_config(bert),
     }
-    return wrap_medclip("demo:medclip-untrained", model, MedCLIPTokenize(tokenizer), arch,
-                        f"untrained:seed={seed}", LoadOptions())  # fmt: skip
+    return wrap_medclip(
+        "demo:medclip-untrained",
+        model,
+        MedCLIPTokenize(tokenizer),
+        arch,
+        f"untrained:seed={seed}",
+        LoadOptions(),
+    )

@@ -56,8 +56,18 @@ class DemoConfig:
     @classmethod
     def for_mode(cls, quick: bool, seed: int = 0) -> DemoConfig:
         if quick:
-            return cls(quick=True, seed=seed, n=120, size=192, pretrain_epochs=3, medclip_epochs=2,
-                       finetune_epochs=2, medclip_finetune_epochs=2, patience=2, batch_size=32)  # fmt: skip
+            return cls(
+                quick=True,
+                seed=seed,
+                n=120,
+                size=192,
+                pretrain_epochs=3,
+                medclip_epochs=2,
+                finetune_epochs=2,
+                medclip_finetune_epochs=2,
+                patience=2,
+                batch_size=32,
+            )
         return cls(seed=seed)
 
     def recipe(self, model: str) -> dict:
@@ -76,8 +86,14 @@ class DemoConfig:
         if model == "medclip":
             # MedCLIP's own label-similarity loss (its pretraining paired films by label too); selected on
             # validation AUROC of report-style prompts, the words its corpus taught it
-            return Pretraining(self.medclip_epochs, self.medclip_batch_size, self.medclip_lr, "semantic", "sound",
-                               ("no focal consolidation", "consolidation, consistent with pneumonia"))  # fmt: skip
+            return Pretraining(
+                self.medclip_epochs,
+                self.medclip_batch_size,
+                self.medclip_lr,
+                "semantic",
+                "sound",
+                ("no focal consolidation", "consolidation, consistent with pneumonia"),
+            )
         # generic captions say nothing about the lungs: select on validation loss, no class prompts involved
         return Pretraining(self.pretrain_epochs, self.batch_size, self.pretrain_lr, "clip", "paper", None)
 
@@ -105,9 +121,15 @@ class DemoResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"home": str(self.home), "data": asdict(self.data), "models": self.models,
-                "tables": [str(p) for p in self.tables], "report": str(self.report) if self.report else None,
-                "runs": self.runs, "seconds": self.seconds}  # fmt: skip
+        return {
+            "home": str(self.home),
+            "data": asdict(self.data),
+            "models": self.models,
+            "tables": [str(p) for p in self.tables],
+            "report": str(self.report) if self.report else None,
+            "runs": self.runs,
+            "seconds": self.seconds,
+        }
 
 
 def _pretrain(store: Store, name: str, start, dataset: str, config: DemoConfig, say: Say) -> str:
@@ -123,12 +145,25 @@ def _pretrain(store: Store, name: str, start, dataset: str, config: DemoConfig, 
     plan = config.schedule(name)
     say(f"pretraining demo:{name} on {dataset} ({plan.epochs} epochs)")
     init = save_local(start, store.paths.checkpoints / f"demo-{name}-init")
-    result = finetune(store, FinetuneConfig(
-        model=f"local:{init}", dataset=dataset, text="reports", loss=plan.loss, epochs=plan.epochs,
-        patience=plan.epochs, batch_size=plan.batch_size, lr=plan.lr, weight_decay=0.01, optimizer="adamw",
-        protocol=plan.protocol, seed=config.seed, embed=False,
-        **({"prompt_template": "{}.", "class_words": plan.class_words} if plan.class_words else {}),
-    ))  # fmt: skip
+    result = finetune(
+        store,
+        FinetuneConfig(
+            model=f"local:{init}",
+            dataset=dataset,
+            text="reports",
+            loss=plan.loss,
+            epochs=plan.epochs,
+            patience=plan.epochs,
+            batch_size=plan.batch_size,
+            lr=plan.lr,
+            weight_decay=0.01,
+            optimizer="adamw",
+            protocol=plan.protocol,
+            seed=config.seed,
+            embed=False,
+            **({"prompt_template": "{}.", "class_words": plan.class_words} if plan.class_words else {}),
+        ),
+    )
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(result.checkpoint, target)
@@ -172,10 +207,17 @@ def finetune_and_transfer(store: Store, models: dict[str, str], data: DemoData, 
         for method, spec in models.items():
             say(f"fine-tuning {method} ({spec}) on {data.ucsd} and {data.ori}, {protocol} protocol")
             epochs = config.medclip_finetune_epochs if method == "MedCLIP" else config.finetune_epochs
-            request = FinetuneConfig(model=spec, dataset=data.ucsd, protocol=protocol, epochs=epochs,
-                                     patience=config.patience, batch_size=config.finetune_batch_size,
-                                     lr=config.finetune_lr, weight_decay=config.finetune_weight_decay,
-                                     seed=config.seed)  # fmt: skip
+            request = FinetuneConfig(
+                model=spec,
+                dataset=data.ucsd,
+                protocol=protocol,
+                epochs=epochs,
+                patience=config.patience,
+                batch_size=config.finetune_batch_size,
+                lr=config.finetune_lr,
+                weight_decay=config.finetune_weight_decay,
+                seed=config.seed,
+            )
             result = transfer(store, request, data.ori, both=True)
             runs += [r["run_id"] for r in result.runs] + [r["finetune_run"] for r in result.runs]
     return runs

@@ -177,8 +177,15 @@ def _run_stages(
     decoder: Decoder,
 ) -> None:
     pixel_root = store.paths.pixels if config.use_pixel_cache else None
-    batches = read_batches(refs, encoder.preprocess_config, pixel_root, config.batch_size,
-                           config.resolved_workers, decoder, config.start_method)  # fmt: skip
+    batches = read_batches(
+        refs,
+        encoder.preprocess_config,
+        pixel_root,
+        config.batch_size,
+        config.resolved_workers,
+        decoder,
+        config.start_method,
+    )
     writer = ChunkWriter(store, encoder.fingerprint, config.chunk_size)
     done = 0
     for batch, vectors in encode_batches(encoder, batches, report.seconds):

@@ -30,10 +30,14 @@ class Comparison:
     n_common: int
 
     def as_dict(self, max_flips: int = 50) -> dict:
-        return {"n_common": self.n_common, "deltas": {k: v.as_dict() for k, v in self.deltas.items()},
-                "n_flipped": len(self.flipped), "n_fixed": int((self.flipped["now"] == "fixed").sum()),
-                "n_broken": int((self.flipped["now"] == "broken").sum()),
-                "flipped": self.flipped.head(max_flips).to_dict(orient="records")}  # fmt: skip
+        return {
+            "n_common": self.n_common,
+            "deltas": {k: v.as_dict() for k, v in self.deltas.items()},
+            "n_flipped": len(self.flipped),
+            "n_fixed": int((self.flipped["now"] == "fixed").sum()),
+            "n_broken": int((self.flipped["now"] == "broken").sum()),
+            "flipped": self.flipped.head(max_flips).to_dict(orient="records"),
+        }
 
 
 def align(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:

@@ -48,9 +48,12 @@ class EvalResult:
         return self.run["run_id"]
 
     def as_dict(self) -> dict:
-        return {**{k: v for k, v in self.run.items() if k not in ("metrics",)},
-                "metrics": {k: v.as_dict() for k, v in self.metrics.items()},
-                "threshold": self.threshold.as_dict(), **self.extra}  # fmt: skip
+        return {
+            **{k: v for k, v in self.run.items() if k not in ("metrics",)},
+            "metrics": {k: v.as_dict() for k, v in self.metrics.items()},
+            "threshold": self.threshold.as_dict(),
+            **self.extra,
+        }
 
 
 def split_label(splits: Sequence[str] | None) -> str:
@@ -120,11 +123,21 @@ def finish(
     metrics, units = metrics_with_ci(
         y, scores, predictions["predicted"].to_numpy(), predictions["patient_id"].to_numpy(), bootstrap
     )
-    config = {**run.get("config", {}), "threshold": threshold.as_dict(), "resampled": units.kind,
-              "n_resamples": bootstrap.n_resamples, "seed": bootstrap.seed, "n": len(y),
-              "n_positive": int(y.sum())}  # fmt: skip
-    full = {**run, "run_id": run.get("run_id") or new_run_id(run["kind"]), "config": config,
-            "metrics": {k: v.as_dict() for k, v in metrics.items()}}  # fmt: skip
+    config = {
+        **run.get("config", {}),
+        "threshold": threshold.as_dict(),
+        "resampled": units.kind,
+        "n_resamples": bootstrap.n_resamples,
+        "seed": bootstrap.seed,
+        "n": len(y),
+        "n_positive": int(y.sum()),
+    }
+    full = {
+        **run,
+        "run_id": run.get("run_id") or new_run_id(run["kind"]),
+        "config": config,
+        "metrics": {k: v.as_dict() for k, v in metrics.items()},
+    }
     return EvalResult(run=full, predictions=predictions, metrics=metrics, threshold=threshold)
 
 

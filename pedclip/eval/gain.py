@@ -21,8 +21,12 @@ SOURCE = "sound"
 
 def _with_patients(store: Store, predictions: pd.DataFrame) -> pd.DataFrame:
     """Predictions with each case's patient id, so the paired bootstrap resamples patients."""
-    patients = pd.concat([cases_frame(store, d)[["case_id", "patient_id"]].assign(dataset=d)
-                          for d in predictions["dataset"].unique()])  # fmt: skip
+    patients = pd.concat(
+        [
+            cases_frame(store, d)[["case_id", "patient_id"]].assign(dataset=d)
+            for d in predictions["dataset"].unique()
+        ]
+    )
     return predictions.merge(patients, on=["dataset", "case_id"], how="left")
 
 

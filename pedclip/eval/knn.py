@@ -85,10 +85,22 @@ def knn_eval(
     idx, sims, source = _neighbors(store, encoder, train, ref, Xref, Xte, config, evaluate == train)
     scores = knn_scores(labels, idx, sims, config.weighted)
     threshold = _val_threshold(store, encoder, train, labels, Xref, config)
-    run = {"kind": "knn", "protocol": "sound", "model": encoder.spec, "fingerprint": encoder.fingerprint,
-           "train_dataset": train, "eval_dataset": evaluate, "split": config.eval_split,
-           "config": {"k": config.k, "weighted": config.weighted, "neighbours": source,
-                      "reference_split": config.reference_split, "score": "positive neighbour share"}}  # fmt: skip
+    run = {
+        "kind": "knn",
+        "protocol": "sound",
+        "model": encoder.spec,
+        "fingerprint": encoder.fingerprint,
+        "train_dataset": train,
+        "eval_dataset": evaluate,
+        "split": config.eval_split,
+        "config": {
+            "k": config.k,
+            "weighted": config.weighted,
+            "neighbours": source,
+            "reference_split": config.reference_split,
+            "score": "positive neighbour share",
+        },
+    }
     preds = predictions_frame(te, scores, (scores >= threshold.value).astype(np.int64))
     return finish(run, preds, threshold, config.bootstrap)
 

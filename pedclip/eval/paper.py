@@ -32,13 +32,25 @@ METRICS = (("accuracy", "Accuracy"), ("precision", "Precision"), ("recall", "Rec
 # paper.md Tables 1-4: (accuracy, precision, recall, AUC)
 PUBLISHED_COUNTS = {"UCSD": (1493, 1583, 1967, 493, 616), "ORI": (404, 419, 526, 132, 165)}
 PUBLISHED = {
-    "table2": {("ORI", "CLIP"): (0.5747, 0.5622, 0.6040, 0.5153), ("ORI", "MedCLIP"): (0.5808, 0.5925, 0.4678, 0.6015),
-               ("UCSD", "CLIP"): (0.6752, 0.6963, 0.5867, 0.4645), ("UCSD", "MedCLIP"): (0.7500, 0.6790, 0.9196, 0.8588)},
-    "table3": {("ORI", "CLIP"): (0.7879, 0.8833, 0.6543, 0.6933), ("ORI", "MedCLIP"): (0.7515, 0.7500, 0.7407, 0.8257),
-               ("UCSD", "CLIP"): (0.9529, 0.9787, 0.9231, 0.6986), ("UCSD", "MedCLIP"): (0.9594, 0.9507, 0.9666, 0.9900)},
-    "table4": {("ORI", "CLIP"): (0.6501, 0.6272, 0.7079, 0.6515), ("ORI", "MedCLIP"): (0.6063, 0.5897, 0.6510, 0.6238),
-               ("UCSD", "CLIP"): (0.5813, 0.5395, 0.9370, 0.7630), ("UCSD", "MedCLIP"): (0.9629, 0.9372, 0.9900, 0.9901)},
-}  # fmt: skip
+    "table2": {
+        ("ORI", "CLIP"): (0.5747, 0.5622, 0.6040, 0.5153),
+        ("ORI", "MedCLIP"): (0.5808, 0.5925, 0.4678, 0.6015),
+        ("UCSD", "CLIP"): (0.6752, 0.6963, 0.5867, 0.4645),
+        ("UCSD", "MedCLIP"): (0.7500, 0.6790, 0.9196, 0.8588),
+    },
+    "table3": {
+        ("ORI", "CLIP"): (0.7879, 0.8833, 0.6543, 0.6933),
+        ("ORI", "MedCLIP"): (0.7515, 0.7500, 0.7407, 0.8257),
+        ("UCSD", "CLIP"): (0.9529, 0.9787, 0.9231, 0.6986),
+        ("UCSD", "MedCLIP"): (0.9594, 0.9507, 0.9666, 0.9900),
+    },
+    "table4": {
+        ("ORI", "CLIP"): (0.6501, 0.6272, 0.7079, 0.6515),
+        ("ORI", "MedCLIP"): (0.6063, 0.5897, 0.6510, 0.6238),
+        ("UCSD", "CLIP"): (0.5813, 0.5395, 0.9370, 0.7630),
+        ("UCSD", "MedCLIP"): (0.9629, 0.9372, 0.9900, 0.9901),
+    },
+}
 PAPER_ZS_PROMPTS = {"CLIP": "study-clip", "MedCLIP": "medclip-covid"}
 SOUND_PROMPTS = "pneumonia"
 
@@ -90,8 +102,10 @@ class PaperResult:
     run_ids: list[str]
 
     def as_dict(self) -> dict:
-        return {"tables": {t.key: {"title": t.title, "rows": t.rows, "notes": t.notes} for t in self.tables},
-                "run_ids": self.run_ids}  # fmt: skip
+        return {
+            "tables": {t.key: {"title": t.title, "rows": t.rows, "notes": t.notes} for t in self.tables},
+            "run_ids": self.run_ids,
+        }
 
     def markdown(self) -> str:
         return "\n".join(t.markdown() for t in self.tables)
@@ -105,8 +119,11 @@ def metric_row(site: str, method: str, source: str, metrics: dict[str, Metric] |
         if key == "auroc":
             row["AUC 95% CI"] = f"{m.lo:.3f}-{m.hi:.3f}" if m is not None and m.lo is not None else ""
     row = {**row, **{k: extra.get(k, "") for k in ("n", "split", "run_id", "note")}}
-    undefined = [f"{title} undefined: {m.reason}" for key, title in METRICS
-                 if (m := (metrics or {}).get(key)) is not None and m.value is None]  # fmt: skip
+    undefined = [
+        f"{title} undefined: {m.reason}"
+        for key, title in METRICS
+        if (m := (metrics or {}).get(key)) is not None and m.value is None
+    ]
     if undefined:
         row["note"] = "; ".join(filter(None, [row["note"], *undefined]))
     return row
@@ -119,8 +136,16 @@ def published_row(table: str, site: str, method: str) -> dict:
 
 
 def result_row(site: str, method: str, source: str, result: EvalResult, note: str = "") -> dict:
-    return metric_row(site, method, source, result.metrics, n=result.run["config"].get("n", len(result.predictions)),
-                      split=result.run["split"], run_id=result.run_id, note=note)  # fmt: skip
+    return metric_row(
+        site,
+        method,
+        source,
+        result.metrics,
+        n=result.run["config"].get("n", len(result.predictions)),
+        split=result.run["split"],
+        run_id=result.run_id,
+        note=note,
+    )
 
 
 def stored_row(site: str, method: str, source: str, run: dict, note: str = "") -> dict:
@@ -141,14 +166,34 @@ def table1_counts(store: Store, config: PaperConfig) -> Table:
     rows = []
     for site in ("UCSD", "ORI"):
         pub = PUBLISHED_COUNTS[site]
-        rows.append({"dataset": site, "source": "published", "pneumonia": pub[0], "normal": pub[1], "train": pub[2],
-                     "val": pub[3], "test": pub[4], "patients": "", "name": ""})  # fmt: skip
+        rows.append(
+            {
+                "dataset": site,
+                "source": "published",
+                "pneumonia": pub[0],
+                "normal": pub[1],
+                "train": pub[2],
+                "val": pub[3],
+                "test": pub[4],
+                "patients": "",
+                "name": "",
+            }
+        )
         cases = cases_frame(store, config.dataset(site))
         split = cases["split"].value_counts()
-        rows.append({"dataset": site, "source": "store", "pneumonia": int((cases["label"] == 1).sum()),
-                     "normal": int((cases["label"] == 0).sum()), "train": int(split.get("train", 0)),
-                     "val": int(split.get("val", 0)), "test": int(split.get("test", 0)),
-                     "patients": int(cases["patient_id"].nunique()), "name": config.dataset(site)})  # fmt: skip
+        rows.append(
+            {
+                "dataset": site,
+                "source": "store",
+                "pneumonia": int((cases["label"] == 1).sum()),
+                "normal": int((cases["label"] == 0).sum()),
+                "train": int(split.get("train", 0)),
+                "val": int(split.get("val", 0)),
+                "test": int(split.get("test", 0)),
+                "patients": int(cases["patient_id"].nunique()),
+                "name": config.dataset(site),
+            }
+        )
     notes = ["The paper's Table 1 swaps the P1/P2 names relative to its section 5.1 (audit section 1)."]
     return Table("table1", "Table 1: cases per dataset and split", rows, notes)
 
@@ -320,10 +365,17 @@ def paper_tables(store: Store, config: PaperConfig, load: ParentLoader) -> Paper
         tables[1].notes.append(f"{method} ({config.spec(method)}) could not be loaded: {message}")
     gain = gain_rows(store, tables[1].rows, tables[2].rows, config.bootstrap)
     if gain:
-        tables.append(Table("gain", "Fine-tuned vs zero-shot: each model against itself (sound protocol)", gain, [
-            "Same test cases for both: zero-shot with the 'pneumonia' prompt set, fine-tuned with its training prompts.",
-            "Verdict from the paired bootstrap CI of the difference (patients resampled), not from overlapping CIs.",
-        ]))  # fmt: skip
+        tables.append(
+            Table(
+                "gain",
+                "Fine-tuned vs zero-shot: each model against itself (sound protocol)",
+                gain,
+                [
+                    "Same test cases for both: zero-shot with the 'pneumonia' prompt set, fine-tuned with its training prompts.",
+                    "Verdict from the paired bootstrap CI of the difference (patients resampled), not from overlapping CIs.",
+                ],
+            )
+        )
     return PaperResult(tables, run_ids)
 
 

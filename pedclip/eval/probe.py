@@ -121,10 +121,22 @@ def probe_eval(
         config.threshold, yva, None if va is None else probe.positive_score(Xva), 0.5
     )
     scores = probe.positive_score(Xte)
-    run = {"kind": "probe", "protocol": "sound", "model": encoder.spec, "fingerprint": encoder.fingerprint,
-           "train_dataset": train, "eval_dataset": evaluate, "split": config.eval_split,
-           "config": {"C": probe.C_, "sweep": probe.sweep_, "selection": probe.selection_,
-                      "n_train": len(tr), "score": "p_positive"}}  # fmt: skip
+    run = {
+        "kind": "probe",
+        "protocol": "sound",
+        "model": encoder.spec,
+        "fingerprint": encoder.fingerprint,
+        "train_dataset": train,
+        "eval_dataset": evaluate,
+        "split": config.eval_split,
+        "config": {
+            "C": probe.C_,
+            "sweep": probe.sweep_,
+            "selection": probe.selection_,
+            "n_train": len(tr),
+            "score": "p_positive",
+        },
+    }
     preds = predictions_frame(te, scores, (scores >= threshold.value).astype(np.int64))
     return finish(run, preds, threshold, config.bootstrap)
 
@@ -158,8 +170,14 @@ def fewshot_eval(
         rows = _draw(ytr, k, seed)
         probe = LinearProbe(config.Cs, config.max_iter, random_state=seed).fit(Xtr[rows], ytr[rows], Xva, yva)
         scores = probe.positive_score(Xte)
-        runs.append(finish({"kind": "fewshot"}, predictions_frame(te, scores, (scores >= 0.5).astype(int)),
-                           choose_threshold("fixed", None, None, 0.5), BootstrapConfig(n_resamples=0)))  # fmt: skip
+        runs.append(
+            finish(
+                {"kind": "fewshot"},
+                predictions_frame(te, scores, (scores >= 0.5).astype(int)),
+                choose_threshold("fixed", None, None, 0.5),
+                BootstrapConfig(n_resamples=0),
+            )
+        )
     return _average_seeds(runs, te, encoder, train, evaluate, k, config)
 
 
@@ -168,10 +186,22 @@ def _average_seeds(runs, te, encoder, train, evaluate, k, config) -> EvalResult:
     mean_score = np.mean([r.predictions["score"].to_numpy() for r in runs], axis=0)
     threshold = choose_threshold("fixed", None, None, 0.5)
     preds = predictions_frame(te, mean_score, (mean_score >= 0.5).astype(np.int64))
-    run = {"kind": "fewshot", "protocol": "sound", "model": encoder.spec, "fingerprint": encoder.fingerprint,
-           "train_dataset": train, "eval_dataset": evaluate, "split": config.eval_split,
-           "config": {"k": k, "seeds": list(config.seeds), "per_seed": per_seed, "score": "p_positive (seed mean)",
-                      "sd": {n: _sd(v) for n, v in per_seed.items()}}}  # fmt: skip
+    run = {
+        "kind": "fewshot",
+        "protocol": "sound",
+        "model": encoder.spec,
+        "fingerprint": encoder.fingerprint,
+        "train_dataset": train,
+        "eval_dataset": evaluate,
+        "split": config.eval_split,
+        "config": {
+            "k": k,
+            "seeds": list(config.seeds),
+            "per_seed": per_seed,
+            "score": "p_positive (seed mean)",
+            "sd": {n: _sd(v) for n, v in per_seed.items()},
+        },
+    }
     result = finish(run, preds, threshold, BootstrapConfig(n_resamples=0))
     result.metrics = {n: _mean_metric(v, runs[0].metrics[n].reason) for n, v in per_seed.items()}
     result.run["metrics"] = {n: m.as_dict() for n, m in result.metrics.items()}

@@ -54,9 +54,17 @@ class PromptSet:
         return replace(self, classes=classes, extra={**self.extra, "sampled": n})
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "mode": self.mode, "positive": self.positive, "reduce": self.reduce,
-                "threshold": self.threshold, "seed": self.seed, "description": self.description,
-                "source": self.source, "classes": {k: list(v) for k, v in self.classes.items()}}  # fmt: skip
+        return {
+            "name": self.name,
+            "mode": self.mode,
+            "positive": self.positive,
+            "reduce": self.reduce,
+            "threshold": self.threshold,
+            "seed": self.seed,
+            "description": self.description,
+            "source": self.source,
+            "classes": {k: list(v) for k, v in self.classes.items()},
+        }
 
 
 def _expand_class(name: str, spec: dict) -> tuple[str, ...]:

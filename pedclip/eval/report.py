@@ -67,13 +67,24 @@ def _figures(go, runs: list[RunData]) -> list:
         rec, prec = pr_points(y, s)
         pr.add_trace(go.Scatter(x=rec, y=prec, mode="lines", name=rd.run["run_id"]))
         c = calibration_points(y, s)
-        cal.add_trace(go.Scatter(x=c["mean_score"], y=c["observed"], mode="lines+markers", name=rd.run["run_id"],
-                                 text=[f"n={n}" for n in c["n"]]))  # fmt: skip
+        cal.add_trace(
+            go.Scatter(
+                x=c["mean_score"],
+                y=c["observed"],
+                mode="lines+markers",
+                name=rd.run["run_id"],
+                text=[f"n={n}" for n in c["n"]],
+            )
+        )
     diag = dict(type="line", x0=0, y0=0, x1=1, y1=1, line=dict(dash="dot", color="grey"))
     roc.update_layout(title="ROC", xaxis_title="1 - specificity", yaxis_title="sensitivity", shapes=[diag])
     pr.update_layout(title="Precision-recall", xaxis_title="recall", yaxis_title="precision")
-    cal.update_layout(title="Calibration", xaxis_title="mean score in bin", yaxis_title="observed positive rate",
-                      shapes=[diag])  # fmt: skip
+    cal.update_layout(
+        title="Calibration",
+        xaxis_title="mean score in bin",
+        yaxis_title="observed positive rate",
+        shapes=[diag],
+    )
     for fig in (roc, pr, cal):  # fixed sizes: plotly's autosize collapses inside a flex row
         fig.update_layout(width=640, height=460, legend=dict(font=dict(size=10)))
     return [roc, pr, cal] + [_confusion(go, rd) for rd in runs]
@@ -82,11 +93,27 @@ def _figures(go, runs: list[RunData]) -> list:
 def _confusion(go, rd: RunData):
     y, p = rd.predictions["label"].to_numpy(int), rd.predictions["predicted"].to_numpy(int)
     counts = [[int(((y == t) & (p == q)).sum()) for q in (0, 1)] for t in (0, 1)]
-    fig = go.Figure(go.Heatmap(z=counts, x=["pred normal", "pred pneumonia"], y=["normal", "pneumonia"],
-                               text=counts, texttemplate="%{text}", colorscale="Blues", showscale=False))  # fmt: skip
+    fig = go.Figure(
+        go.Heatmap(
+            z=counts,
+            x=["pred normal", "pred pneumonia"],
+            y=["normal", "pneumonia"],
+            text=counts,
+            texttemplate="%{text}",
+            colorscale="Blues",
+            showscale=False,
+        )
+    )
     threshold = rd.run["config"].get("threshold", {})
-    fig.update_layout(title=dict(text=f"{rd.run['run_id']}<br><sub>threshold {threshold.get('rule', '?')}</sub>",
-                                 font=dict(size=13)), yaxis_title="label", width=520, height=400)  # fmt: skip
+    fig.update_layout(
+        title=dict(
+            text=f"{rd.run['run_id']}<br><sub>threshold {threshold.get('rule', '?')}</sub>",
+            font=dict(size=13),
+        ),
+        yaxis_title="label",
+        width=520,
+        height=400,
+    )
     return fig
 
 
@@ -95,8 +122,13 @@ def metrics_table_html(runs: list[RunData]) -> str:
     rows = []
     for rd in runs:
         cfg = rd.run["config"]
-        cells = [rd.name, rd.run["model"], cfg.get("n", len(rd.predictions)),
-                 cfg.get("threshold", {}).get("rule", ""), cfg.get("score", "")]  # fmt: skip
+        cells = [
+            rd.name,
+            rd.run["model"],
+            cfg.get("n", len(rd.predictions)),
+            cfg.get("threshold", {}).get("rule", ""),
+            cfg.get("score", ""),
+        ]
         cells += [Metric.from_dict(rd.run["metrics"].get(m)).format(3) for m in ALL_METRICS]
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
@@ -114,8 +146,10 @@ def tables_html(tables: Sequence) -> str:
         notes = "".join(f"<li>{html.escape(n)}</li>" for n in table.notes)
         frame = table.frame()
         frame = frame.astype(object).where(frame.notna(), "")
-        parts.append(f"<h2>{html.escape(table.title)}</h2>{frame.to_html(index=False, escape=True)}"
-                     f"<ul class='note'>{notes}</ul>")  # fmt: skip
+        parts.append(
+            f"<h2>{html.escape(table.title)}</h2>{frame.to_html(index=False, escape=True)}"
+            f"<ul class='note'>{notes}</ul>"
+        )
     return "".join(parts)
 
 
@@ -124,12 +158,16 @@ def report_html(runs: list[RunData], title: str = "pedclip report", tables: Sequ
     go = require("plotly.graph_objects", "dashboard")
     figures = _figures(go, runs)
     parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(figures)]
-    note = ("Metrics: 95% bootstrap CIs (patients resampled when ids exist). Curves use each run's stored score; "
-            "the threshold rule is given per run.")  # fmt: skip
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
-            f"{tables_html(tables)}<h2>Runs</h2><p class='note'>{note}</p>{metrics_table_html(runs)}"
-            f"<div class='figs'>{''.join(f'<div>{p}</div>' for p in parts)}</div></body></html>")  # fmt: skip
+    note = (
+        "Metrics: 95% bootstrap CIs (patients resampled when ids exist). Curves use each run's stored score; "
+        "the threshold rule is given per run."
+    )
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+        f"{tables_html(tables)}<h2>Runs</h2><p class='note'>{note}</p>{metrics_table_html(runs)}"
+        f"<div class='figs'>{''.join(f'<div>{p}</div>' for p in parts)}</div></body></html>"
+    )
 
 
 def write_report(

@@ -24,8 +24,19 @@ def run_rows(
     rows = []
     for rec in frame.head(limit).to_dict(orient="records"):
         metrics = json.loads(rec["metrics"] or "{}")
-        row = {k: rec[k] for k in ("run_id", "kind", "protocol", "model", "train_dataset", "eval_dataset", "split",
-                                    "status")}  # fmt: skip
+        row = {
+            k: rec[k]
+            for k in (
+                "run_id",
+                "kind",
+                "protocol",
+                "model",
+                "train_dataset",
+                "eval_dataset",
+                "split",
+                "status",
+            )
+        }
         for name in SUMMARY_METRICS:
             row[name] = Metric.from_dict(metrics.get(name)).value if name in metrics else None
         row["created"] = str(rec["created"])

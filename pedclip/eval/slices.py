@@ -67,8 +67,11 @@ def with_case_attributes(store: Store, predictions: pd.DataFrame) -> pd.DataFram
     parts = []
     for dataset, part in predictions.groupby("dataset", sort=False):
         cases = cases_frame(store, dataset)[["case_id", "split", "patient_id", "attributes"]]
-        parts.append(part.drop(columns=[c for c in ("split", "patient_id", "attributes") if c in part]).merge(
-            cases, on="case_id", how="left"))  # fmt: skip
+        parts.append(
+            part.drop(columns=[c for c in ("split", "patient_id", "attributes") if c in part]).merge(
+                cases, on="case_id", how="left"
+            )
+        )
     out = pd.concat(parts, ignore_index=True) if parts else predictions
     out["label"] = out["label"].astype(np.int64)
     return out

@@ -193,10 +193,22 @@ def evaluate_prompts(
     threshold = _threshold(load, clf, prompts.prompt_set, protocol, config)
     scores, score_kind = auc_scores(protocol, prompts.prompt_set.mode, p_pos)
     predicted = (p_pos >= threshold.value).astype(np.int64)
-    run = {"kind": config.kind, "protocol": protocol.name, "model": encoder.spec, "fingerprint": encoder.fingerprint,
-           "train_dataset": None, "eval_dataset": dataset, "split": split_label(splits),
-           "config": {"prompts": prompts.prompt_set.as_dict(), "logit_scale": float(clf.logit_scale),
-                      "score": score_kind, "protocol": protocol.as_dict(), **extra}}  # fmt: skip
+    run = {
+        "kind": config.kind,
+        "protocol": protocol.name,
+        "model": encoder.spec,
+        "fingerprint": encoder.fingerprint,
+        "train_dataset": None,
+        "eval_dataset": dataset,
+        "split": split_label(splits),
+        "config": {
+            "prompts": prompts.prompt_set.as_dict(),
+            "logit_scale": float(clf.logit_scale),
+            "score": score_kind,
+            "protocol": protocol.as_dict(),
+            **extra,
+        },
+    }
     return finish(run, predictions_frame(frame, scores, predicted), threshold, config.bootstrap)
 
 

@@ -230,10 +230,18 @@ class Encoder:
 
     def describe(self) -> dict:
         """The `models` table row for this encoder."""
-        return {"fingerprint": self.fingerprint, "spec": self.spec, "family": self.family, "dim": self.dim,
-                "preprocess": self.preprocess_config.as_dict(), "dtype": self.dtype, "weights": self.weights_id,
-                "untrained": self.untrained, "parent_fingerprint": self.parent_fingerprint,
-                "config": {"arch": self.arch}}  # fmt: skip
+        return {
+            "fingerprint": self.fingerprint,
+            "spec": self.spec,
+            "family": self.family,
+            "dim": self.dim,
+            "preprocess": self.preprocess_config.as_dict(),
+            "dtype": self.dtype,
+            "weights": self.weights_id,
+            "untrained": self.untrained,
+            "parent_fingerprint": self.parent_fingerprint,
+            "config": {"arch": self.arch},
+        }
 
 
 FEW_TEXTS = 16  # up to this many prompts (a rescore, a prompt-lab edit) are encoded on one CPU thread

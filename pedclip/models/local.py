@@ -41,18 +41,30 @@ def save_local(
         from pedclip.models.medclip_layout import to_released_layout
 
         weights = out / MEDCLIP_WEIGHTS
-        tokenizer = {**medclip.save_configs(model, encoder.tokenize, encoder.arch["medclip"], out),
-                     **medclip.describe_tokenizer(encoder.tokenize)}  # fmt: skip
+        tokenizer = {
+            **medclip.save_configs(model, encoder.tokenize, encoder.arch["medclip"], out),
+            **medclip.describe_tokenizer(encoder.tokenize),
+        }
         state = to_released_layout(model)
     else:
         raise PedclipError(
             f"cannot save an encoder of family {encoder.family!r}; expected openclip or medclip"
         )
     save_file(state, str(weights), metadata={"format": "pt"})
-    manifest = {"format": FORMAT_VERSION, "family": encoder.family, "arch": encoder.arch, "weights_file": weights.name,
-                "weights_sha256": file_sha256(weights), "preprocess": encoder.preprocess_config.as_dict(),
-                "saved_dtype": encoder.dtype, "parent_fingerprint": encoder.fingerprint, "parent_spec": encoder.spec,
-                "training_run": run_id, "tokenizer": tokenizer, "extra": extra or {}}  # fmt: skip
+    manifest = {
+        "format": FORMAT_VERSION,
+        "family": encoder.family,
+        "arch": encoder.arch,
+        "weights_file": weights.name,
+        "weights_sha256": file_sha256(weights),
+        "preprocess": encoder.preprocess_config.as_dict(),
+        "saved_dtype": encoder.dtype,
+        "parent_fingerprint": encoder.fingerprint,
+        "parent_spec": encoder.spec,
+        "training_run": run_id,
+        "tokenizer": tokenizer,
+        "extra": extra or {},
+    }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
     return out
 
@@ -104,8 +116,17 @@ def load_folder(folder: Path, spec: str, options: LoadOptions) -> Encoder:
         from pedclip.models.openclip import open_clip_module, tokenizer_for, wrap_model
 
         model = open_clip_module().create_model(f"local-dir:{folder}", precision="fp32", device="cpu")
-        return wrap_model(spec, model, manifest["arch"], weights_id, options, tokenizer_for(f"local-dir:{folder}"),
-                          untrained=False, parent=parent, preprocess=preprocess)  # fmt: skip
+        return wrap_model(
+            spec,
+            model,
+            manifest["arch"],
+            weights_id,
+            options,
+            tokenizer_for(f"local-dir:{folder}"),
+            untrained=False,
+            parent=parent,
+            preprocess=preprocess,
+        )
     if manifest["family"] == "medclip":
         from pedclip.models.medclip import WeightsSource, build_from_source, wrap_medclip
 
@@ -184,10 +205,26 @@ def demo_fingerprint(spec: ModelSpec, options: LoadOptions) -> str:
 def list_local(options: LoadOptions) -> list[dict]:
     root = Paths.at(options.home).checkpoints
     folders = sorted(p.parent for p in root.glob(f"*/{MANIFEST}")) if root.is_dir() else []
-    rows = [{"spec": f"local:{p}", "family": "local", "needs": "nothing", "weights_present": True, "weights_at": str(p)}
-            for p in folders if not p.name.startswith("demo-")]  # fmt: skip
-    return rows or [{"spec": "local:DIR", "family": "local", "needs": "a folder written by pedclip train",
-                     "weights_present": None, "weights_at": ""}]  # fmt: skip
+    rows = [
+        {
+            "spec": f"local:{p}",
+            "family": "local",
+            "needs": "nothing",
+            "weights_present": True,
+            "weights_at": str(p),
+        }
+        for p in folders
+        if not p.name.startswith("demo-")
+    ]
+    return rows or [
+        {
+            "spec": "local:DIR",
+            "family": "local",
+            "needs": "a folder written by pedclip train",
+            "weights_present": None,
+            "weights_at": "",
+        }
+    ]
 
 
 def list_demo(options: LoadOptions) -> list[dict]:
@@ -195,6 +232,13 @@ def list_demo(options: LoadOptions) -> list[dict]:
     for name in ("clip", "medclip"):
         folder = demo_folder(name, options.home)
         present = (folder / MANIFEST).is_file()
-        rows.append({"spec": f"demo:{name}", "family": "demo", "needs": "run `pedclip demo` once",
-                     "weights_present": present, "weights_at": str(folder) if present else ""})  # fmt: skip
+        rows.append(
+            {
+                "spec": f"demo:{name}",
+                "family": "demo",
+                "needs": "run `pedclip demo` once",
+                "weights_present": present,
+                "weights_at": str(folder) if present else "",
+            }
+        )
     return rows

@@ -32,8 +32,15 @@ WEIGHT_POINTERS = {"vit": "medclip/medclip_vit_weight.txt", "resnet": "medclip/m
 WEIGHT_FILES = ("pytorch_model.bin", "model.safetensors", "pytorch_model.safetensors")
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json")
 MAX_TOKENS = 77
-PREPROCESS = PreprocessConfig(kind="pad_square", size=224, mean=(0.5862785803043838,), std=(0.27950088968644304,),
-                              channels=1, grayscale=True, interpolation="bicubic")  # fmt: skip
+PREPROCESS = PreprocessConfig(
+    kind="pad_square",
+    size=224,
+    mean=(0.5862785803043838,),
+    std=(0.27950088968644304,),
+    channels=1,
+    grayscale=True,
+    interpolation="bicubic",
+)
 UNSTABLE_CONFIG_KEYS = (
     "transformers_version",
     "architectures",
@@ -160,8 +167,10 @@ def projection_dim(state: dict) -> int:
 
 def resnet_layers(state: dict) -> tuple[int, ...]:
     """Block counts read from the checkpoint keys, so tiny test ResNets load too."""
-    return tuple(1 + max(int(k.split(".")[3]) for k in state if k.startswith(f"vision_model.model.layer{i}."))
-                 for i in range(1, 5))  # fmt: skip
+    return tuple(
+        1 + max(int(k.split(".")[3]) for k in state if k.startswith(f"vision_model.model.layer{i}."))
+        for i in range(1, 5)
+    )
 
 
 def resnet_width(state: dict) -> int:
@@ -240,13 +249,31 @@ def build_from_source(variant: str, source: WeightsSource) -> tuple[MedCLIP, Med
     return model, MedCLIPTokenize(tokenizer), medclip_arch(variant, source.folder, state)
 
 
-def wrap_medclip(spec: str, model: MedCLIP, tokenize: MedCLIPTokenize, arch: dict, weights_id: str,
-                 options: LoadOptions, parent: str | None = None) -> Encoder:  # fmt: skip
+def wrap_medclip(
+    spec: str,
+    model: MedCLIP,
+    tokenize: MedCLIPTokenize,
+    arch: dict,
+    weights_id: str,
+    options: LoadOptions,
+    parent: str | None = None,
+) -> Encoder:
     model = cast_module(model, options.device, torch_dtype(options.dtype))
-    return Encoder(spec=spec, family="medclip", image_tower=model.vision_model, text_tower=model.text_model,
-                   tokenize=tokenize, logit_scale_param=model.logit_scale, preprocess_config=PREPROCESS,
-                   weights_id=weights_id, arch=arch, dtype=options.dtype, device=options.device,
-                   parent_fingerprint=parent, modules={"model": model})  # fmt: skip
+    return Encoder(
+        spec=spec,
+        family="medclip",
+        image_tower=model.vision_model,
+        text_tower=model.text_model,
+        tokenize=tokenize,
+        logit_scale_param=model.logit_scale,
+        preprocess_config=PREPROCESS,
+        weights_id=weights_id,
+        arch=arch,
+        dtype=options.dtype,
+        device=options.device,
+        parent_fingerprint=parent,
+        modules={"model": model},
+    )
 
 
 @register("medclip", lister=lambda options: list_medclip(options))
@@ -278,9 +305,15 @@ def list_medclip(options: LoadOptions) -> list[dict]:
         except PedclipError:
             found = ""
         configs = "Swin + BERT configs" if variant == "vit" else "BERT config"
-        rows.append({"spec": f"medclip:{variant}", "family": "medclip",
-                     "needs": f"{RELEASED_ZIPS[variant]} via --weights; {configs} and tokenizer (folder or HF cache)",
-                     "weights_present": bool(found), "weights_at": found})  # fmt: skip
+        rows.append(
+            {
+                "spec": f"medclip:{variant}",
+                "family": "medclip",
+                "needs": f"{RELEASED_ZIPS[variant]} via --weights; {configs} and tokenizer (folder or HF cache)",
+                "weights_present": bool(found),
+                "weights_at": found,
+            }
+        )
     return rows
 
 
@@ -297,5 +330,9 @@ def save_configs(model: MedCLIP, tokenize: MedCLIPTokenize, variant: str, out_di
 
 
 def describe_tokenizer(tokenize: MedCLIPTokenize) -> dict:
-    return {"kind": "bert-wordpiece", "vocab_size": tokenize.tokenizer.vocab_size, "max_length": MAX_TOKENS,
-            "padding": "longest"}  # fmt: skip
+    return {
+        "kind": "bert-wordpiece",
+        "vocab_size": tokenize.tokenizer.vocab_size,
+        "max_length": MAX_TOKENS,
+        "padding": "longest",
+    }

@@ -40,8 +40,12 @@ class VisionResNet(nn.Module):
     proportion (compute falls with its square), for demo models trained from scratch on a CPU.
     """
 
-    def __init__(self, layers: tuple[int, ...] = RESNET50_LAYERS, projection_dim: int = PROJECTION_DIM,
-                 width: int = RESNET_WIDTH):  # fmt: skip
+    def __init__(
+        self,
+        layers: tuple[int, ...] = RESNET50_LAYERS,
+        projection_dim: int = PROJECTION_DIM,
+        width: int = RESNET_WIDTH,
+    ):
         super().__init__()
         from torchvision.models.resnet import Bottleneck, ResNet
 
@@ -78,8 +82,9 @@ class Text(nn.Module):
         self.projection_head = nn.Linear(bert_config.hidden_size, projection_dim, bias=False)
 
     def forward(self, tokens: dict) -> torch.Tensor:
-        output = self.model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"],
-                            output_hidden_states=True)  # fmt: skip
+        output = self.model(
+            input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"], output_hidden_states=True
+        )
         hidden = output.hidden_states
         stacked = torch.stack([hidden[1], hidden[2], hidden[-1]])  # (3, B, L, H)
         return self.projection_head(stacked.permute(1, 0, 2, 3).mean(2).mean(1))

@@ -128,8 +128,11 @@ def load_weights_file(model: torch.nn.Module, path: Path) -> None:
     oc = open_clip_module()
     jit = is_torchscript(path)
     if jit and not any(type(m).__name__ == "QuickGELU" for m in model.modules()):
-        warnings.warn(f"{path.name} is an OpenAI JIT file (QuickGELU) but the architecture uses GELU;"
-                      " use the -quickgelu model name", stacklevel=3)  # fmt: skip
+        warnings.warn(
+            f"{path.name} is an OpenAI JIT file (QuickGELU) but the architecture uses GELU;"
+            " use the -quickgelu model name",
+            stacklevel=3,
+        )
     try:
         if jit:  # OpenAI's JIT file: read with torch.jit.load, never unpickled with weights_only=False
             model.load_state_dict(jit_state_dict(path, model), strict=True)
@@ -185,8 +188,10 @@ def load_openclip(spec: ModelSpec, options: LoadOptions) -> Encoder:
     if path is not None:
         load_weights_file(model, path)
     elif name not in QUIET_UNTRAINED:
-        warnings.warn(f"{spec} has no weights tag: random weights (seed {options.seed}), for tests and benchmarks only",
-                      stacklevel=3)  # fmt: skip
+        warnings.warn(
+            f"{spec} has no weights tag: random weights (seed {options.seed}), for tests and benchmarks only",
+            stacklevel=3,
+        )
     arch = {"open_clip": name}
     return wrap_model(str(spec), model, arch, weights_id, options, tokenizer_for(name))
 
@@ -216,33 +221,67 @@ def _load_hf_hub(spec: ModelSpec, options: LoadOptions) -> Encoder:
     return wrap_model(str(spec), model, arch, weights_id, options, tokenizer_for(f"local-dir:{folder}"))
 
 
-def wrap_model(spec: str, model: torch.nn.Module, arch: dict, weights_id: str, options: LoadOptions,
-               tokenize, untrained: bool | None = None, parent: str | None = None,
-               preprocess: PreprocessConfig | None = None) -> Encoder:  # fmt: skip
+def wrap_model(
+    spec: str,
+    model: torch.nn.Module,
+    arch: dict,
+    weights_id: str,
+    options: LoadOptions,
+    tokenize,
+    untrained: bool | None = None,
+    parent: str | None = None,
+    preprocess: PreprocessConfig | None = None,
+) -> Encoder:
     """An open_clip CLIP as an Encoder: preprocess from the model's own cfg, weights cast to the dtype."""
     preprocess = preprocess or preprocess_from_model(model)
     model = cast_module(model, options.device, torch_dtype(options.dtype))
-    return Encoder(spec=spec, family="openclip", image_tower=ImageTower(model), text_tower=TextTower(model),
-                   tokenize=tokenize, logit_scale_param=model.logit_scale, preprocess_config=preprocess,
-                   weights_id=weights_id, arch=arch, dtype=options.dtype, device=options.device,
-                   untrained=weights_id.startswith("untrained:") if untrained is None else untrained,
-                   parent_fingerprint=parent, modules={"model": model})  # fmt: skip
+    return Encoder(
+        spec=spec,
+        family="openclip",
+        image_tower=ImageTower(model),
+        text_tower=TextTower(model),
+        tokenize=tokenize,
+        logit_scale_param=model.logit_scale,
+        preprocess_config=preprocess,
+        weights_id=weights_id,
+        arch=arch,
+        dtype=options.dtype,
+        device=options.device,
+        untrained=weights_id.startswith("untrained:") if untrained is None else untrained,
+        parent_fingerprint=parent,
+        modules={"model": model},
+    )
 
 
 def list_openclip(options: LoadOptions) -> list[dict]:
     rows = []
     for spec in STUDY_SPECS:
         name, _, tag = spec.partition(":")[2].partition("/")
-        row = {"spec": spec, "family": "openclip", "needs": "nothing (random weights)", "weights_present": True,
-               "weights_at": "untrained"}  # fmt: skip
+        row = {
+            "spec": spec,
+            "family": "openclip",
+            "needs": "nothing (random weights)",
+            "weights_present": True,
+            "weights_at": "untrained",
+        }
         if tag:
             cfg = open_clip_module().get_pretrained_cfg(name, tag)
             repo = cfg.get("hf_hub", "").rstrip("/")
             found = cached_hub_file(repo, HUB_WEIGHT_FILES) if repo else None
             hint = options.weights if options.weights and options.weights.exists() else None
-            row.update(needs=f"hub {repo} or --weights FILE", weights_present=bool(found or hint),
-                       weights_at=str(found or hint or ""))  # fmt: skip
+            row.update(
+                needs=f"hub {repo} or --weights FILE",
+                weights_present=bool(found or hint),
+                weights_at=str(found or hint or ""),
+            )
         rows.append(row)
-    rows.append({"spec": "openclip:NAME/TAG | openclip:hf-hub:ORG/REPO", "family": "openclip",
-                 "needs": "hub (cached) or --weights FILE", "weights_present": None, "weights_at": ""})  # fmt: skip
+    rows.append(
+        {
+            "spec": "openclip:NAME/TAG | openclip:hf-hub:ORG/REPO",
+            "family": "openclip",
+            "needs": "hub (cached) or --weights FILE",
+            "weights_present": None,
+            "weights_at": "",
+        }
+    )
     return rows

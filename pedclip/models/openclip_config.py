@@ -26,14 +26,25 @@ from pedclip.models.spec import HF_HUB_PREFIX, ModelSpec
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 HUB_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
-FOLDER_WEIGHT_FILES = (*HUB_WEIGHT_FILES, "open_clip_pytorch_model.safetensors", "model.safetensors",
-                       "pytorch_model.bin")  # fmt: skip
+FOLDER_WEIGHT_FILES = (
+    *HUB_WEIGHT_FILES,
+    "open_clip_pytorch_model.safetensors",
+    "model.safetensors",
+    "pytorch_model.bin",
+)
 RESIZE_KINDS = {"shortest": "resize_crop", "squash": "squash"}
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 # open_clip.transform.PreprocessCfg's defaults: what create_model starts from before a tag or config overlays it
-DEFAULT_PREPROCESS = {"size": 224, "mode": "RGB", "mean": OPENAI_MEAN, "std": OPENAI_STD,
-                      "interpolation": "bicubic", "resize_mode": "shortest", "fill_color": 0}  # fmt: skip
+DEFAULT_PREPROCESS = {
+    "size": 224,
+    "mode": "RGB",
+    "mean": OPENAI_MEAN,
+    "std": OPENAI_STD,
+    "interpolation": "bicubic",
+    "resize_mode": "shortest",
+    "fill_color": 0,
+}
 ARCH_KEYS = ("embed_dim", "vision_cfg", "text_cfg")  # a JSON without them is not an architecture to open_clip
 TOWER_IMAGE_SIZE = 224  # open_clip CLIPVisionCfg.image_size default, when a config leaves it out
 TAG_MEMO_VERSION = 1  # bump when resolve_name's answer for the same open_clip changes
@@ -76,9 +87,15 @@ def preprocess_from_cfg(cfg: dict) -> PreprocessConfig:
         raise PedclipError(
             f"open_clip preprocess {cfg} is not supported (resize_mode shortest or squash, mode RGB)"
         )
-    return PreprocessConfig(kind=kind, size=int(size), mean=tuple(map(float, cfg["mean"])),
-                            std=tuple(map(float, cfg["std"])), channels=3, grayscale=False,
-                            interpolation=cfg.get("interpolation", "bicubic"))  # fmt: skip
+    return PreprocessConfig(
+        kind=kind,
+        size=int(size),
+        mean=tuple(map(float, cfg["mean"])),
+        std=tuple(map(float, cfg["std"])),
+        channels=3,
+        grayscale=False,
+        interpolation=cfg.get("interpolation", "bicubic"),
+    )
 
 
 def weights_file(path: Path) -> Path:
@@ -217,5 +234,6 @@ def _hf_hub_fingerprint(spec: ModelSpec, options: LoadOptions) -> str:
     if options.weights is not None:
         weights_id = file_sha256(weights_file(options.weights))
     preprocess = preprocess_from_cfg(merged_preprocess(model_cfg, config.get("preprocess_cfg", {})))
-    return fingerprint_of("openclip", {"open_clip_config": model_cfg}, weights_id, preprocess.as_dict(),
-                          options.dtype)  # fmt: skip
+    return fingerprint_of(
+        "openclip", {"open_clip_config": model_cfg}, weights_id, preprocess.as_dict(), options.dtype
+    )

@@ -13,9 +13,20 @@ from pedclip.errors import PedclipError
 from pedclip.store.db import Store, dumps
 
 CASE_COLUMNS = (
-    "case_id", "path", "member", "image_sha256", "width", "height", "mode",
-    "label", "patient_id", "split", "source_split", "report", "attributes",
-)  # fmt: skip
+    "case_id",
+    "path",
+    "member",
+    "image_sha256",
+    "width",
+    "height",
+    "mode",
+    "label",
+    "patient_id",
+    "split",
+    "source_split",
+    "report",
+    "attributes",
+)
 
 
 def case_uid(dataset: str, case_id: str) -> int:

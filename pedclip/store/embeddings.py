@@ -17,8 +17,18 @@ def register_model(store: Store, info: dict) -> None:
     The same weights can arrive under a checkpoint path first and a name later (demo:clip's weights are the
     checkpoint of the run that trained them): a typed name then replaces the path as the model's spec.
     """
-    columns = ["fingerprint", "spec", "family", "dim", "preprocess", "dtype", "weights", "untrained",
-               "parent_fingerprint", "config"]  # fmt: skip
+    columns = [
+        "fingerprint",
+        "spec",
+        "family",
+        "dim",
+        "preprocess",
+        "dtype",
+        "weights",
+        "untrained",
+        "parent_fingerprint",
+        "config",
+    ]
     values = [info.get(c) for c in columns]
     for i in (columns.index("preprocess"), columns.index("config")):
         if not isinstance(values[i], str):

@@ -12,8 +12,19 @@ import pandas as pd
 from pedclip.errors import PedclipError
 from pedclip.store.db import Store, dumps
 
-RUN_COLUMNS = ("run_id", "kind", "protocol", "model", "fingerprint", "train_dataset", "eval_dataset", "split",
-               "config", "metrics", "status")  # fmt: skip
+RUN_COLUMNS = (
+    "run_id",
+    "kind",
+    "protocol",
+    "model",
+    "fingerprint",
+    "train_dataset",
+    "eval_dataset",
+    "split",
+    "config",
+    "metrics",
+    "status",
+)
 
 
 def new_run_id(kind: str) -> str:

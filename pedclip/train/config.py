@@ -119,16 +119,26 @@ def is_medclip_family(family: str, arch: dict | None = None) -> bool:
 def is_ucsd_like(dataset: dict) -> bool:
     """The study's larger public set (Kermany/UCSD) or a dataset that stands in for it."""
     attributes = dataset.get("attributes") or {}
-    named = " ".join(str(v) for v in (dataset.get("name"), dataset.get("source_kind"),
-                                      attributes.get("site"), attributes.get("stands_for")))  # fmt: skip
+    named = " ".join(
+        str(v)
+        for v in (
+            dataset.get("name"),
+            dataset.get("source_kind"),
+            attributes.get("site"),
+            attributes.get("stands_for"),
+        )
+    )
     return any(marker in named.lower() for marker in UCSD_MARKERS)
 
 
 def study_defaults(medclip: bool, ucsd_like: bool, protocol: str) -> dict:
     """The study's weight decay, gradient clipping and patience for a family and dataset (audit section 1)."""
     if medclip:
-        return {"weight_decay": 1e-2 if ucsd_like else 1e-4, "grad_clip": 1.0,
-                "patience": 5 if protocol == "paper" else 20}  # fmt: skip
+        return {
+            "weight_decay": 1e-2 if ucsd_like else 1e-4,
+            "grad_clip": 1.0,
+            "patience": 5 if protocol == "paper" else 20,
+        }
     return {"weight_decay": 0.1 if ucsd_like else 1e-5, "grad_clip": 0.0, "patience": 20}
 
 

@@ -38,9 +38,13 @@ def finetune_prompt_set(config: FinetuneConfig, family: str, arch: dict | None =
 
 
 def evaluate_finetuned(
-    store: Store, encoder: Encoder, config: FinetuneConfig, dataset: str | None = None, kind: str = "finetune",
+    store: Store,
+    encoder: Encoder,
+    config: FinetuneConfig,
+    dataset: str | None = None,
+    kind: str = "finetune",
     split: str | None = "test",
-) -> EvalResult | None:  # fmt: skip
+) -> EvalResult | None:
     """Zero-shot of the fine-tuned model on `dataset` (default: its training set's test split, Table 3);
     `split` None uses the protocol's splits. None when the dataset has no cases in `split`."""
     dataset = dataset or config.dataset

@@ -48,11 +48,22 @@ class FinetuneResult:
     seconds: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"run_id": self.run_id, "spec": self.spec, "checkpoint": str(self.checkpoint),
-                "fingerprint": self.fingerprint, "parent_fingerprint": self.parent_fingerprint,
-                "stopped": self.stopped, "best_epoch": self.best.get("epoch"), "best": self.best,
-                "epochs_run": len(self.history), "history": self.history, "config": self.config,
-                "test": self.test, "embedded": self.embedded, "seconds": self.seconds}  # fmt: skip
+        return {
+            "run_id": self.run_id,
+            "spec": self.spec,
+            "checkpoint": str(self.checkpoint),
+            "fingerprint": self.fingerprint,
+            "parent_fingerprint": self.parent_fingerprint,
+            "stopped": self.stopped,
+            "best_epoch": self.best.get("epoch"),
+            "best": self.best,
+            "epochs_run": len(self.history),
+            "history": self.history,
+            "config": self.config,
+            "test": self.test,
+            "embedded": self.embedded,
+            "seconds": self.seconds,
+        }
 
 
 def check_datasets(store: Store, config: FinetuneConfig) -> dict:
@@ -90,18 +101,38 @@ def make_optimizer(config: FinetuneConfig, params: list[torch.nn.Parameter]) -> 
 
 
 def loop_settings(config: FinetuneConfig) -> LoopSettings:
-    step = StepSettings(loss=config.loss, device=config.device, precision=config.precision,
-                        micro_batch=config.micro_batch, grad_clip=float(config.grad_clip or 0.0))  # fmt: skip
-    return LoopSettings(epochs=config.epochs, patience=config.patience, batch_size=config.batch_size,
-                        protocol=config.protocol, prompts=config.prompts, seed=config.seed, step=step)  # fmt: skip
+    step = StepSettings(
+        loss=config.loss,
+        device=config.device,
+        precision=config.precision,
+        micro_batch=config.micro_batch,
+        grad_clip=float(config.grad_clip or 0.0),
+    )
+    return LoopSettings(
+        epochs=config.epochs,
+        patience=config.patience,
+        batch_size=config.batch_size,
+        protocol=config.protocol,
+        prompts=config.prompts,
+        seed=config.seed,
+        step=step,
+    )
 
 
 def _run_row(run_id: str, config: FinetuneConfig, request: FinetuneConfig, extra: dict, status: str) -> dict:
-    return {"run_id": run_id, "kind": "finetune", "protocol": config.protocol, "model": request.model,
-            "fingerprint": extra.get("fingerprint"), "train_dataset": config.dataset,
-            "eval_dataset": config.dataset, "split": extra.get("split", config.val_split), "status": status,
-            "config": {"request": request.as_dict(), "resolved": config.as_dict(), **extra.get("config", {})},
-            "metrics": extra.get("metrics", {})}  # fmt: skip
+    return {
+        "run_id": run_id,
+        "kind": "finetune",
+        "protocol": config.protocol,
+        "model": request.model,
+        "fingerprint": extra.get("fingerprint"),
+        "train_dataset": config.dataset,
+        "eval_dataset": config.dataset,
+        "split": extra.get("split", config.val_split),
+        "status": status,
+        "config": {"request": request.as_dict(), "resolved": config.as_dict(), **extra.get("config", {})},
+        "metrics": extra.get("metrics", {}),
+    }
 
 
 def _curve_point(record: dict) -> dict:
@@ -110,26 +141,41 @@ def _curve_point(record: dict) -> dict:
 
 
 def train_encoder(
-    store: Store, encoder: Encoder, train: TrainingSplit, val: TrainingSplit, config: FinetuneConfig,
-    run_id: str, progress: Progress | None,
-) -> tuple[LoopResult, int]:  # fmt: skip
+    store: Store,
+    encoder: Encoder,
+    train: TrainingSplit,
+    val: TrainingSplit,
+    config: FinetuneConfig,
+    run_id: str,
+    progress: Progress | None,
+) -> tuple[LoopResult, int]:
     """Seeded training in its own RNG scope (the caller's global RNG is left as it was)."""
     params = select_trainable(encoder, config.trainable, config.last_n)
     devices = [torch.device(config.device).index or 0] if torch.device(config.device).type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(config.seed)
         optimizer = make_optimizer(config, [p for _, p in params])
-        result = run_loop(encoder, train, val, optimizer, [p for _, p in params], loop_settings(config),
-                          on_epoch=lambda record: save_epoch(store, run_id, record["epoch"], _curve_point(record)),
-                          progress=progress)  # fmt: skip
+        result = run_loop(
+            encoder,
+            train,
+            val,
+            optimizer,
+            [p for _, p in params],
+            loop_settings(config),
+            on_epoch=lambda record: save_epoch(store, run_id, record["epoch"], _curve_point(record)),
+            progress=progress,
+        )
     return result, count_parameters(params)
 
 
 def save_child(store: Store, encoder: Encoder, run_id: str, config: FinetuneConfig, parent: str) -> Encoder:
     """Write the trained weights as a `local:` model, load it back (its own fingerprint) and register it."""
-    out_dir = save_local(encoder, store.paths.checkpoints / run_id, run_id=run_id,
-                         extra={"parent_fingerprint": parent, "parent_spec": config.model,
-                                "finetune": config.as_dict()})  # fmt: skip
+    out_dir = save_local(
+        encoder,
+        store.paths.checkpoints / run_id,
+        run_id=run_id,
+        extra={"parent_fingerprint": parent, "parent_spec": config.model, "finetune": config.as_dict()},
+    )
     child = load_encoder(f"local:{out_dir}", device=config.device, home=store.paths.home)
     if child.parent_fingerprint is None:
         child.parent_fingerprint = parent
@@ -152,8 +198,9 @@ def finetune(
     started = time.perf_counter()
     info = check_datasets(store, config)
     encoder = load_parent(store, config)
-    resolved = resolve(config, is_medclip_family(encoder.family, encoder.arch), is_ucsd_like(info),
-                       torch.cuda.is_available())  # fmt: skip
+    resolved = resolve(
+        config, is_medclip_family(encoder.family, encoder.arch), is_ucsd_like(info), torch.cuda.is_available()
+    )
     train, val = load_splits(store, encoder, resolved, decoder)
     register_model(store, encoder.describe())
     run_id = new_run_id("finetune")
@@ -186,16 +233,41 @@ def _train_save_embed(store, encoder, train, val, resolved, request, run_id, dat
         embedded = embed_with(store, child, datasets, EmbedConfig(workers=resolved.embed_workers))
         test = evaluate_finetuned(store, child, resolved)
     seconds["total"] = time.perf_counter() - started
-    summary = {"best_epoch": loop.best["epoch"], "stopped": loop.stopped, "epochs_run": len(loop.history),
-               "best": loop.best, "trainable_parameters": n_trainable, "seconds": seconds}  # fmt: skip
+    summary = {
+        "best_epoch": loop.best["epoch"],
+        "stopped": loop.stopped,
+        "epochs_run": len(loop.history),
+        "best": loop.best,
+        "trainable_parameters": n_trainable,
+        "seconds": seconds,
+    }
     checkpoint = Path(child.spec[len("local:") :])
-    extra = {"fingerprint": child.fingerprint, "split": test.run["split"] if test else resolved.val_split,
-             "metrics": test.run["metrics"] if test else {},
-             "config": {"data": data, "training": summary, "parent_fingerprint": parent, "child_spec": child.spec,
-                        "checkpoint": str(checkpoint), "evaluation": test.run["config"] if test else None}}  # fmt: skip
+    extra = {
+        "fingerprint": child.fingerprint,
+        "split": test.run["split"] if test else resolved.val_split,
+        "metrics": test.run["metrics"] if test else {},
+        "config": {
+            "data": data,
+            "training": summary,
+            "parent_fingerprint": parent,
+            "child_spec": child.spec,
+            "checkpoint": str(checkpoint),
+            "evaluation": test.run["config"] if test else None,
+        },
+    }
     status = "interrupted" if loop.stopped == "interrupted" else "done"
     save_run(store, _run_row(run_id, resolved, request, extra, status), test.predictions if test else None)
-    return FinetuneResult(run_id=run_id, spec=child.spec, checkpoint=checkpoint, fingerprint=child.fingerprint,
-                          parent_fingerprint=parent, stopped=loop.stopped, best=loop.best, history=loop.history,
-                          config=resolved.as_dict(), test=test.run["metrics"] if test else {}, embedded=embedded,
-                          seconds=seconds)  # fmt: skip
+    return FinetuneResult(
+        run_id=run_id,
+        spec=child.spec,
+        checkpoint=checkpoint,
+        fingerprint=child.fingerprint,
+        parent_fingerprint=parent,
+        stopped=loop.stopped,
+        best=loop.best,
+        history=loop.history,
+        config=resolved.as_dict(),
+        test=test.run["metrics"] if test else {},
+        embedded=embedded,
+        seconds=seconds,
+    )

@@ -90,8 +90,14 @@ def _one_step(
     """One optimiser step; on CUDA out-of-memory the micro-batch is halved and the step retried."""
     while True:
         try:
-            loss = accumulate_gradients(encoder, data.pixels[index], [data.texts[i] for i in index],
-                                        data.labels[index], settings, scaler)  # fmt: skip
+            loss = accumulate_gradients(
+                encoder,
+                data.pixels[index],
+                [data.texts[i] for i in index],
+                data.labels[index],
+                settings,
+                scaler,
+            )
             optimizer_step(optimizer, params, encoder, settings.grad_clip, scaler)
             return loss, settings
         except torch.OutOfMemoryError as exc:
@@ -114,8 +120,17 @@ def _notify(progress: Progress | None, event: dict, flag: _StopFlag) -> None:
         flag.requested = True
 
 
-def train_epoch(encoder, data: TrainingSplit, epoch: int, optimizer, params, settings: LoopSettings,
-                scaler, flag: _StopFlag, progress: Progress | None) -> tuple[float, int, StepSettings]:  # fmt: skip
+def train_epoch(
+    encoder,
+    data: TrainingSplit,
+    epoch: int,
+    optimizer,
+    params,
+    settings: LoopSettings,
+    scaler,
+    flag: _StopFlag,
+    progress: Progress | None,
+) -> tuple[float, int, StepSettings]:
     """(mean training loss weighted by batch size, steps done, step settings possibly with a smaller micro)."""
     set_mode(encoder, True)
     batches = batch_indices(len(data), settings.batch_size, settings.seed, epoch)
@@ -134,8 +149,9 @@ def train_epoch(encoder, data: TrainingSplit, epoch: int, optimizer, params, set
 
 
 def validate(encoder: Encoder, val: TrainingSplit, settings: LoopSettings) -> dict:
-    loss, positive = validation_scores(encoder, val, settings.prompts, settings.step, settings.batch_size,
-                                       settings.seed)  # fmt: skip
+    loss, positive = validation_scores(
+        encoder, val, settings.prompts, settings.step, settings.batch_size, settings.seed
+    )
     metric = auroc(val.labels, positive)
     predicted = (positive >= 0.5).astype(int)
     return {
@@ -161,10 +177,15 @@ def is_better(record: dict, best: dict | None, protocol: str) -> bool:
 
 
 def run_loop(
-    encoder: Encoder, train: TrainingSplit, val: TrainingSplit, optimizer: torch.optim.Optimizer,
-    params: list[torch.nn.Parameter], settings: LoopSettings, on_epoch: Callable[[dict], None] | None = None,
+    encoder: Encoder,
+    train: TrainingSplit,
+    val: TrainingSplit,
+    optimizer: torch.optim.Optimizer,
+    params: list[torch.nn.Parameter],
+    settings: LoopSettings,
+    on_epoch: Callable[[dict], None] | None = None,
     progress: Progress | None = None,
-) -> LoopResult:  # fmt: skip
+) -> LoopResult:
     """Train up to `epochs`, validate after each, stop on patience or interrupt; the encoder ends holding
     the best epoch's weights."""
     started = time.perf_counter()
@@ -173,15 +194,22 @@ def run_loop(
     with graceful_interrupt(flag):
         for epoch in range(1, settings.epochs + 1):
             tick = time.perf_counter()
-            train_loss, steps, step_settings = train_epoch(encoder, train, epoch, optimizer, params, settings,
-                                                           scaler, flag, progress)  # fmt: skip
+            train_loss, steps, step_settings = train_epoch(
+                encoder, train, epoch, optimizer, params, settings, scaler, flag, progress
+            )
             settings = replace(settings, step=step_settings)
             if flag.requested and result.best is not None:
                 result.stopped = "interrupted"
                 break
-            record = {"epoch": epoch, "train_loss": train_loss, "steps": steps, **validate(encoder, val, settings),
-                      "logit_scale": float(encoder.logit_scale_param.detach().float().exp()),
-                      "micro_batch": step_settings.micro_batch, "seconds": time.perf_counter() - tick}  # fmt: skip
+            record = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "steps": steps,
+                **validate(encoder, val, settings),
+                "logit_scale": float(encoder.logit_scale_param.detach().float().exp()),
+                "micro_batch": step_settings.micro_batch,
+                "seconds": time.perf_counter() - tick,
+            }
             record["best"] = is_better(record, result.best, settings.protocol)
             if record["best"]:
                 result.best, saved = record, snapshot(encoder)

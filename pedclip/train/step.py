@@ -85,9 +85,13 @@ def _recompute_backward(fn, items, slices: list[slice], states: list[tuple], gra
 
 
 def accumulate_gradients(
-    encoder: Encoder, pixels: np.ndarray, texts: Sequence[str], labels: np.ndarray, settings: StepSettings,
+    encoder: Encoder,
+    pixels: np.ndarray,
+    texts: Sequence[str],
+    labels: np.ndarray,
+    settings: StepSettings,
     scaler: torch.amp.GradScaler | None = None,
-) -> float:  # fmt: skip
+) -> float:
     """Add the batch loss's gradients to the parameters' `.grad`; returns the loss value."""
     distinct, inverse = unique_texts(texts)
     inverse_t = torch.as_tensor(inverse, device=settings.device)
@@ -95,9 +99,11 @@ def accumulate_gradients(
     scale = scaler.scale if scaler is not None else (lambda x: x)
     image_slices = _chunks(len(pixels), settings.micro_batch)
     if len(image_slices) == 1:  # the whole batch fits: one forward, one backward
-        logits = contrastive_logits(image_features(encoder, pixels, settings),
-                                    text_features(encoder, distinct, settings)[inverse_t],
-                                    encoder.logit_scale_param)  # fmt: skip
+        logits = contrastive_logits(
+            image_features(encoder, pixels, settings),
+            text_features(encoder, distinct, settings)[inverse_t],
+            encoder.logit_scale_param,
+        )
         loss = contrastive_loss(settings.loss, logits, labels_t, labels_t)
         scale(loss).backward()
         return float(loss.detach())
@@ -117,9 +123,12 @@ def accumulate_gradients(
 
 
 def optimizer_step(
-    optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter], encoder: Encoder, grad_clip: float,
+    optimizer: torch.optim.Optimizer,
+    params: list[torch.nn.Parameter],
+    encoder: Encoder,
+    grad_clip: float,
     scaler: torch.amp.GradScaler | None = None,
-) -> None:  # fmt: skip
+) -> None:
     """Clip (after unscaling), step, clear gradients, and keep exp(logit_scale) within [1, 100]."""
     if scaler is not None:
         scaler.unscale_(optimizer)
@@ -161,9 +170,13 @@ def split_features(
 
 
 def validation_scores(
-    encoder: Encoder, data: TrainingSplit, prompts: Sequence[str], settings: StepSettings, batch_size: int,
+    encoder: Encoder,
+    data: TrainingSplit,
+    prompts: Sequence[str],
+    settings: StepSettings,
+    batch_size: int,
     seed: int,
-) -> tuple[float, np.ndarray]:  # fmt: skip
+) -> tuple[float, np.ndarray]:
     """(mean contrastive loss over fixed seeded batches of `batch_size`, P(positive) per case from the
     class prompts: softmax over classes of logit_scale * cos)."""
     images, captions, prompt_features = split_features(encoder, data, prompts, settings, batch_size)

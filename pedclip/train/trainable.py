@@ -16,8 +16,10 @@ from torch import nn
 
 from pedclip.models.base import Encoder
 
-HEAD = re.compile(r"(^|\.)(proj|text_projection|projection_head|projection|ln_post|ln_final|layernorm|pooler|head|"
-                  r"fc|logit_scale|logit_bias)(\.|$)")  # fmt: skip
+HEAD = re.compile(
+    r"(^|\.)(proj|text_projection|projection_head|projection|ln_post|ln_final|layernorm|pooler|head|"
+    r"fc|logit_scale|logit_bias)(\.|$)"
+)
 # Input stems: a Swin patch embedding's conv is called "projection", so stems are excluded before heads.
 STEM = re.compile(
     r"(^|\.)(embeddings|patch_embed|token_embedding|positional_embedding|class_embedding|conv1|ln_pre)(\.|$)"

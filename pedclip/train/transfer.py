@@ -88,18 +88,34 @@ def transfer_one(
     result = evaluate_finetuned(store, child, config, dataset=to_dataset, kind="transfer", split=None)
     result.run["run_id"] = new_run_id("transfer")
     result.run["train_dataset"] = config.dataset
-    result.run["config"] = {**result.run["config"], "train_dataset": config.dataset, "eval_dataset": to_dataset,
-                            "checkpoint": spec[len("local:"):], "finetune_run": finetune_run,
-                            "parent_fingerprint": child.parent_fingerprint}  # fmt: skip
+    result.run["config"] = {
+        **result.run["config"],
+        "train_dataset": config.dataset,
+        "eval_dataset": to_dataset,
+        "checkpoint": spec[len("local:") :],
+        "finetune_run": finetune_run,
+        "parent_fingerprint": child.parent_fingerprint,
+    }
     save(store, result)
-    return {"run_id": result.run_id, "from": config.dataset, "to": to_dataset, "model": spec,
-            "finetune_run": finetune_run, "split": result.run["split"], "metrics": result.run["metrics"]}  # fmt: skip
+    return {
+        "run_id": result.run_id,
+        "from": config.dataset,
+        "to": to_dataset,
+        "model": spec,
+        "finetune_run": finetune_run,
+        "split": result.run["split"],
+        "metrics": result.run["metrics"],
+    }
 
 
 def transfer(
-    store: Store, config: FinetuneConfig, to_dataset: str, both: bool = False, reuse: bool = True,
+    store: Store,
+    config: FinetuneConfig,
+    to_dataset: str,
+    both: bool = False,
+    reuse: bool = True,
     progress: Progress | None = None,
-) -> TransferResult:  # fmt: skip
+) -> TransferResult:
     """A -> B (config.dataset -> to_dataset), and B -> A with B's own fine-tuned model when `both`."""
     get_dataset(store, to_dataset)
     result = TransferResult([transfer_one(store, config, to_dataset, reuse, progress)])

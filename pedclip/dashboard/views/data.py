@@ -39,8 +39,10 @@ def leakage(cases: pd.DataFrame, all_cases: pd.DataFrame) -> None:
     if dups.empty:
         st.success("No image appears in more than one split.")
     else:
-        st.warning(f"{len(dups)} images sit in more than one split (same bytes): a leak; "
-                   "re-split or drop the copies.")  # fmt: skip
+        st.warning(
+            f"{len(dups)} images sit in more than one split (same bytes): a leak; "
+            "re-split or drop the copies."
+        )
         st.dataframe(dups, hide_index=True)
     within = len(analysis.duplicate_images(cases)) - len(dups)
     if within:
@@ -55,8 +57,10 @@ def shared(cases: pd.DataFrame, all_cases: pd.DataFrame) -> None:
     others = analysis.shared_with_other_datasets(cases, all_cases)
     for row in others.itertuples():
         images = "1 image" if row.images == 1 else f"{row.images} images"
-        st.info(f"Shares {images} with {row.dataset} (same bytes). Not a leak within this dataset; it matters "
-                f"only if a model is trained on one and evaluated on the other.")  # fmt: skip
+        st.info(
+            f"Shares {images} with {row.dataset} (same bytes). Not a leak within this dataset; it matters "
+            f"only if a model is trained on one and evaluated on the other."
+        )
 
 
 def render() -> None:

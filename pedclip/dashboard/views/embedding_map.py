@@ -45,8 +45,11 @@ def with_run(cases: pd.DataFrame, run_id: str, threshold: float) -> pd.DataFrame
     predicted = (out["score"] >= threshold).astype("Int64").where(out["score"].notna())
     out["prediction"] = predicted.map({0: "normal", 1: "pneumonia"}).fillna("not scored")
     right = predicted == out["label"]
-    out["correctness"] = np.where(out["score"].isna() | out["label"].isna(), "not scored",
-                                  np.where(right.fillna(False), "correct", "wrong"))  # fmt: skip
+    out["correctness"] = np.where(
+        out["score"].isna() | out["label"].isna(),
+        "not scored",
+        np.where(right.fillna(False), "correct", "wrong"),
+    )
     return out
 
 
@@ -72,8 +75,13 @@ def render() -> None:
         dataset
     ]
     methods = [PCA] + ([UMAP] if importlib.util.find_spec("umap") else [])
-    method = cols[1].radio("Projection", methods, horizontal=True, key="map_method",
-                           help=None if UMAP in methods else "install umap-learn for UMAP")  # fmt: skip
+    method = cols[1].radio(
+        "Projection",
+        methods,
+        horizontal=True,
+        key="map_method",
+        help=None if UMAP in methods else "install umap-learn for UMAP",
+    )
     cases = projection(ui.home(), model["fingerprint"], tuple(datasets), method)
     runs = ui.runs_with_predictions()
     runs = runs[runs["eval_dataset"].isin(datasets)]
@@ -82,10 +90,24 @@ def render() -> None:
         run_id = ui.pick_run(runs, "map_run")
         cases = with_run(cases, run_id, analysis.run_threshold(ui.run_info(run_id)))
     cases["label"] = cases["label"].map({0: "normal", 1: "pneumonia"}).fillna("unlabelled")
-    fig = px.scatter(cases, x="x", y="y", color=cases[colour].astype(str), custom_data=["dataset", "case_id"],
-                     hover_data={"case_id": True, "label": True, "patient_id": True, "split": True, "x": False,
-                                 "y": False}, height=560,
-                     color_discrete_sequence=px.colors.qualitative.D3, labels={"x": f"{method} 1", "y": f"{method} 2"})  # fmt: skip
+    fig = px.scatter(
+        cases,
+        x="x",
+        y="y",
+        color=cases[colour].astype(str),
+        custom_data=["dataset", "case_id"],
+        hover_data={
+            "case_id": True,
+            "label": True,
+            "patient_id": True,
+            "split": True,
+            "x": False,
+            "y": False,
+        },
+        height=560,
+        color_discrete_sequence=px.colors.qualitative.D3,
+        labels={"x": f"{method} 1", "y": f"{method} 2"},
+    )
     fig.update_traces(marker={"size": 8, "opacity": 0.8})
     fig.update_layout(legend_title_text=colour, margin={"l": 10, "r": 10, "t": 10, "b": 10})
     st.caption(

@@ -26,8 +26,14 @@ def render() -> None:
         return
     run_id = ui.pick_run(runs, "errors_run")
     frame = analysis.expand_attributes(ui.run_cases(run_id))
-    threshold = st.slider("Decision threshold on P(pneumonia)", 0.0, 1.0, analysis.run_threshold(ui.run_info(run_id)), 0.01,
-                          key=f"errors_threshold_{run_id}")  # fmt: skip
+    threshold = st.slider(
+        "Decision threshold on P(pneumonia)",
+        0.0,
+        1.0,
+        analysis.run_threshold(ui.run_info(run_id)),
+        0.01,
+        key=f"errors_threshold_{run_id}",
+    )
     frame = slice_filter(frame)
     limit = st.slider("Show at most", 6, 60, 12, 6, key="errors_limit")
     false_pos, false_neg = analysis.errors_of(frame, threshold)

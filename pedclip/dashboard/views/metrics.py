@@ -19,17 +19,33 @@ def curves(frames: dict, threshold: float) -> None:
         point = analysis.operating_point(y, s, threshold)
         auc = analysis.safe_auroc(y, s)
         r = analysis.roc_points(y, s)
-        roc.add_scatter(x=r["fpr"], y=r["tpr"], mode="lines",
-                        name=f"{name} (AUROC {analysis.format_rate(auc)})")  # fmt: skip
-        roc.add_scatter(x=[1 - point.specificity], y=[point.sensitivity], mode="markers", marker={"size": 11},
-                        name=f"operating point @ {threshold:.2f}")  # fmt: skip
+        roc.add_scatter(
+            x=r["fpr"], y=r["tpr"], mode="lines", name=f"{name} (AUROC {analysis.format_rate(auc)})"
+        )
+        roc.add_scatter(
+            x=[1 - point.specificity],
+            y=[point.sensitivity],
+            mode="markers",
+            marker={"size": 11},
+            name=f"operating point @ {threshold:.2f}",
+        )
         p = analysis.pr_points(y, s)
         pr.add_scatter(x=p["recall"], y=p["precision"], mode="lines", name=name)
-        pr.add_scatter(x=[point.sensitivity], y=[point.precision], mode="markers", marker={"size": 11},
-                       name=f"operating point @ {threshold:.2f}")  # fmt: skip
+        pr.add_scatter(
+            x=[point.sensitivity],
+            y=[point.precision],
+            mode="markers",
+            marker={"size": 11},
+            name=f"operating point @ {threshold:.2f}",
+        )
         b = analysis.reliability_bins(y, s)
-        cal.add_scatter(x=b["predicted"], y=b["observed"], mode="lines+markers", name=name,
-                        text=b["n"].map(lambda n: f"n={n}"))  # fmt: skip
+        cal.add_scatter(
+            x=b["predicted"],
+            y=b["observed"],
+            mode="lines+markers",
+            name=name,
+            text=b["n"].map(lambda n: f"n={n}"),
+        )
     layout = {
         "height": 420,
         "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
@@ -37,8 +53,9 @@ def curves(frames: dict, threshold: float) -> None:
     }
     roc.update_layout(title="ROC", xaxis_title="1 - specificity", yaxis_title="sensitivity", **layout)
     pr.update_layout(title="Precision-recall", xaxis_title="recall", yaxis_title="precision", **layout)
-    cal.update_layout(title="Calibration", xaxis_title="mean predicted P(pneumonia)", yaxis_title="observed rate",
-                      **layout)  # fmt: skip
+    cal.update_layout(
+        title="Calibration", xaxis_title="mean predicted P(pneumonia)", yaxis_title="observed rate", **layout
+    )
     for col, fig in zip(st.columns(3), (roc, pr, cal), strict=True):
         col.plotly_chart(fig, width="stretch")
 
@@ -50,15 +67,27 @@ def operating_points(frames: dict, threshold: float, label) -> None:
         left, right = st.columns([2, 1])
         with left:
             st.markdown(f"**{label(run_id)}**")
-            rates = (("Sensitivity", "sensitivity"), ("Specificity", "specificity"), ("Precision", "precision"),
-                     ("Accuracy", "accuracy"))  # fmt: skip
+            rates = (
+                ("Sensitivity", "sensitivity"),
+                ("Specificity", "specificity"),
+                ("Precision", "precision"),
+                ("Accuracy", "accuracy"),
+            )
             for col, (title, name) in zip(st.columns(4), rates, strict=True):
                 col.metric(title, analysis.format_rate(getattr(point, name)))
                 if point.reason(name):
                     col.caption(f"undefined: {point.reason(name)}")
-        matrix = go.Figure(go.Heatmap(z=point.matrix(), x=["predicted normal", "predicted pneumonia"],
-                                      y=["normal", "pneumonia"], text=point.matrix(), texttemplate="%{text}",
-                                      colorscale="Blues", showscale=False))  # fmt: skip
+        matrix = go.Figure(
+            go.Heatmap(
+                z=point.matrix(),
+                x=["predicted normal", "predicted pneumonia"],
+                y=["normal", "pneumonia"],
+                text=point.matrix(),
+                texttemplate="%{text}",
+                colorscale="Blues",
+                showscale=False,
+            )
+        )
         matrix.update_layout(
             height=220, margin={"l": 10, "r": 10, "t": 10, "b": 10}, yaxis={"autorange": "reversed"}
         )
@@ -86,8 +115,14 @@ def render() -> None:
         return
     options = runs["run_id"].tolist()
     default = ui.kept("metrics_runs", options, [labels.default_run(runs)])
-    chosen = st.multiselect("Runs", options, default=default, format_func=ui.run_label(runs), key="metrics_runs",
-                            help="opens on the newest sound test run with a defined AUROC")  # fmt: skip
+    chosen = st.multiselect(
+        "Runs",
+        options,
+        default=default,
+        format_func=ui.run_label(runs),
+        key="metrics_runs",
+        help="opens on the newest sound test run with a defined AUROC",
+    )
     ui.keep("metrics_runs", chosen)
     if not chosen:
         st.info("Choose one or more runs.")

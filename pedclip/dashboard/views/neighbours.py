@@ -39,8 +39,12 @@ def case_query(model: dict, dataset: str):
 
 
 def upload_query(model: dict):
-    upload = st.file_uploader("Chest radiograph", type=list(thumbs.UPLOAD_TYPES), key="nb_upload",
-                              help=f"PNG, JPEG or DICOM, up to {thumbs.MAX_UPLOAD_BYTES // 2**20} MB")  # fmt: skip
+    upload = st.file_uploader(
+        "Chest radiograph",
+        type=list(thumbs.UPLOAD_TYPES),
+        key="nb_upload",
+        help=f"PNG, JPEG or DICOM, up to {thumbs.MAX_UPLOAD_BYTES // 2**20} MB",
+    )
     if upload is None:
         return None
     data = upload.getvalue()
@@ -52,8 +56,10 @@ def upload_query(model: dict):
 
 
 def neighbour_caption(case: dict) -> str:
-    return (f"#{case['rank']} · {ui.case_caption(case)} · distance {analysis.format_distance(case['distance'])} "
-            f"(cosine {case['similarity']:.6f})")  # fmt: skip
+    return (
+        f"#{case['rank']} · {ui.case_caption(case)} · distance {analysis.format_distance(case['distance'])} "
+        f"(cosine {case['similarity']:.6f})"
+    )
 
 
 def predictions_table(dataset: str, hits: pd.DataFrame) -> None:

@@ -22,8 +22,12 @@ def prompt_editor(start: dict[str, list[str]], key: str) -> tuple[dict[str, list
         cols = st.columns(len(start))
         prompts = {}
         for col, (name, texts) in zip(cols, start.items(), strict=True):
-            text = col.text_area(f"Prompts for “{name}” (one per line)", "\n".join(texts), height=200,
-                                 key=f"pl_text_{key}_{name}")  # fmt: skip
+            text = col.text_area(
+                f"Prompts for “{name}” (one per line)",
+                "\n".join(texts),
+                height=200,
+                key=f"pl_text_{key}_{name}",
+            )
             prompts[name] = [line.strip() for line in text.splitlines() if line.strip()]
         submitted = st.form_submit_button("Rescore", type="primary")
     return prompts, submitted
@@ -36,8 +40,13 @@ def pick_baseline(dataset: str, split: str, fingerprint: str) -> str | None:
     same = runs[(runs["fingerprint"] == fingerprint) & (runs["split"] == split)]
     options = ["(none)", *runs["run_id"].tolist()]
     start = ui.kept("pl_baseline", options, labels.default_run(same if len(same) else runs) or "(none)")
-    chosen = st.selectbox("Compare flips against", options, index=options.index(start), key="pl_baseline",
-                          format_func=lambda r: r if r == "(none)" else ui.run_label(runs)(r))  # fmt: skip
+    chosen = st.selectbox(
+        "Compare flips against",
+        options,
+        index=options.index(start),
+        key="pl_baseline",
+        format_func=lambda r: r if r == "(none)" else ui.run_label(runs)(r),
+    )
     ui.keep("pl_baseline", chosen)
     return None if chosen == "(none)" else chosen
 
@@ -53,8 +62,13 @@ def show_result(result: access.Rescored, baseline: str | None) -> None:
         base = ui.run_cases(baseline).dropna(subset=["label"])
         b = analysis.roc_points(base["label"].to_numpy(), base["score"].to_numpy())
         fig.add_scatter(x=b["fpr"], y=b["tpr"], mode="lines", name=f"baseline {short_run_id(baseline)}")
-    fig.update_layout(title="ROC", xaxis_title="1 - specificity", yaxis_title="sensitivity", height=380,
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10})  # fmt: skip
+    fig.update_layout(
+        title="ROC",
+        xaxis_title="1 - specificity",
+        yaxis_title="sensitivity",
+        height=380,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    )
     left, right = st.columns([1, 1])
     left.plotly_chart(fig, width="stretch")
     with right:
@@ -69,9 +83,13 @@ def show_result(result: access.Rescored, baseline: str | None) -> None:
                 f"{counts.get('broken', 0)} broken · AUROC change {delta}"
             )
             flipped = flipped.rename(
-                columns={"score_a": "baseline score", "predicted_a": "baseline predicted", "score_b": "score",
-                         "predicted_b": "predicted"}
-            )  # fmt: skip
+                columns={
+                    "score_a": "baseline score",
+                    "predicted_a": "baseline predicted",
+                    "score_b": "score",
+                    "predicted_b": "predicted",
+                }
+            )
             st.dataframe(flipped.round(3), hide_index=True, height=300)
 
 
@@ -108,8 +126,10 @@ def render() -> None:
         result = access.rescore(ui.store(), encoder, dataset, prompts, split, baseline)
         st.session_state[RESULT_KEY] = (state, result)
     result = st.session_state[RESULT_KEY][1]
-    st.caption(f"{len(result.predictions)} cached images of {dataset}/{split} rescored with "
-               f"{sum(len(v) for v in prompts.values())} prompts")  # fmt: skip
+    st.caption(
+        f"{len(result.predictions)} cached images of {dataset}/{split} rescored with "
+        f"{sum(len(v) for v in prompts.values())} prompts"
+    )
     show_result(result, baseline)
     save_form(result)
 

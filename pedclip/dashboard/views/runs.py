@@ -10,12 +10,38 @@ import streamlit as st
 from pedclip.dashboard import access, analysis, ui
 from pedclip.dashboard.labels import short_run_id
 
-METRICS = (("recall", "sensitivity [95% CI]"), ("specificity", "specificity [95% CI]"), ("accuracy", "accuracy"),
-           ("precision", "precision"), ("f1", "F1"), ("auprc", "AUPRC"), ("brier", "Brier"), ("ece", "ECE"))  # fmt: skip
-KEY_COLUMNS = ["run", "kind", "model", "dataset", "protocol", "split", "n", "AUROC", "sensitivity", "specificity",
-               "created"]  # fmt: skip
-MORE_COLUMNS = ["run id", "train dataset", "model spec", *(t for _, t in METRICS), "threshold", "fingerprint",
-                "status"]  # fmt: skip
+METRICS = (
+    ("recall", "sensitivity [95% CI]"),
+    ("specificity", "specificity [95% CI]"),
+    ("accuracy", "accuracy"),
+    ("precision", "precision"),
+    ("f1", "F1"),
+    ("auprc", "AUPRC"),
+    ("brier", "Brier"),
+    ("ece", "ECE"),
+)
+KEY_COLUMNS = [
+    "run",
+    "kind",
+    "model",
+    "dataset",
+    "protocol",
+    "split",
+    "n",
+    "AUROC",
+    "sensitivity",
+    "specificity",
+    "created",
+]
+MORE_COLUMNS = [
+    "run id",
+    "train dataset",
+    "model spec",
+    *(t for _, t in METRICS),
+    "threshold",
+    "fingerprint",
+    "status",
+]
 
 
 def run_size(config: dict) -> int | None:
@@ -31,14 +57,25 @@ def runs_overview(runs: pd.DataFrame, label=str) -> pd.DataFrame:
     rows = []
     for run in runs.itertuples():
         metrics, config = json.loads(run.metrics or "{}"), json.loads(run.config or "{}")
-        row = {"run": short_run_id(run.run_id), "kind": run.kind, "model": label(run.model),
-               "dataset": run.eval_dataset, "protocol": run.protocol, "split": run.split, "n": run_size(config),
-               "AUROC": analysis.format_metric(metrics, "auroc"),
-               "sensitivity": analysis.format_metric(metrics, "recall", ci=False),
-               "specificity": analysis.format_metric(metrics, "specificity", ci=False), "created": run.created,
-               "run id": run.run_id, "train dataset": run.train_dataset, "model spec": run.model,
-               "threshold": analysis.run_threshold({"config": config}), "fingerprint": run.fingerprint,
-               "status": run.status}  # fmt: skip
+        row = {
+            "run": short_run_id(run.run_id),
+            "kind": run.kind,
+            "model": label(run.model),
+            "dataset": run.eval_dataset,
+            "protocol": run.protocol,
+            "split": run.split,
+            "n": run_size(config),
+            "AUROC": analysis.format_metric(metrics, "auroc"),
+            "sensitivity": analysis.format_metric(metrics, "recall", ci=False),
+            "specificity": analysis.format_metric(metrics, "specificity", ci=False),
+            "created": run.created,
+            "run id": run.run_id,
+            "train dataset": run.train_dataset,
+            "model spec": run.model,
+            "threshold": analysis.run_threshold({"config": config}),
+            "fingerprint": run.fingerprint,
+            "status": run.status,
+        }
         row.update({title: analysis.format_metric(metrics, name) for name, title in METRICS})
         rows.append(row)
     return pd.DataFrame(rows, columns=KEY_COLUMNS + MORE_COLUMNS).astype({"n": "Int64"})
@@ -46,8 +83,11 @@ def runs_overview(runs: pd.DataFrame, label=str) -> pd.DataFrame:
 
 def filtered(runs: pd.DataFrame) -> pd.DataFrame:
     cols = st.columns(5)
-    for col, (column, title) in zip(cols, (("kind", "Kind"), ("protocol", "Protocol"), ("model", "Model"),
-                                           ("eval_dataset", "Evaluated on")), strict=False):  # fmt: skip
+    for col, (column, title) in zip(
+        cols,
+        (("kind", "Kind"), ("protocol", "Protocol"), ("model", "Model"), ("eval_dataset", "Evaluated on")),
+        strict=False,
+    ):
         options = sorted(runs[column].dropna().astype(str).unique())
         format_func = ui.model_label if column == "model" else str
         chosen = col.multiselect(title, options, key=f"runs_{column}", format_func=format_func)
@@ -61,19 +101,29 @@ def filtered(runs: pd.DataFrame) -> pd.DataFrame:
 
 def runs_table(shown: pd.DataFrame) -> None:
     """The key columns, plus whichever of the others the user picks."""
-    more = st.multiselect("More columns", MORE_COLUMNS, default=ui.kept("runs_more", MORE_COLUMNS, []),
-                          key="runs_more", placeholder="add columns: train dataset, model spec, accuracy, ...")  # fmt: skip
+    more = st.multiselect(
+        "More columns",
+        MORE_COLUMNS,
+        default=ui.kept("runs_more", MORE_COLUMNS, []),
+        key="runs_more",
+        placeholder="add columns: train dataset, model spec, accuracy, ...",
+    )
     ui.keep("runs_more", more)
     table = runs_overview(shown, ui.model_label)[KEY_COLUMNS + [c for c in MORE_COLUMNS if c in more]]
     text = st.column_config.TextColumn
-    config = {"run": text("run", width=130, help="kind-…-suffix; the full id is under More columns: run id"),
-              "kind": text("kind", width=65), "model": text("model", width=165, help="spec: More columns"),
-              "dataset": text("dataset", width=70), "protocol": text("protocol", width=65),
-              "split": text("split", width=45), "n": st.column_config.NumberColumn("n", width=45),
-              "AUROC": text("AUROC [95% CI]", width=145),
-              "sensitivity": text("sens.", width=55, help="sensitivity (recall)"),
-              "specificity": text("spec.", width=55, help="specificity"),
-              "created": st.column_config.DatetimeColumn("created", format="MM-DD HH:mm", width=85)}  # fmt: skip
+    config = {
+        "run": text("run", width=130, help="kind-…-suffix; the full id is under More columns: run id"),
+        "kind": text("kind", width=65),
+        "model": text("model", width=165, help="spec: More columns"),
+        "dataset": text("dataset", width=70),
+        "protocol": text("protocol", width=65),
+        "split": text("split", width=45),
+        "n": st.column_config.NumberColumn("n", width=45),
+        "AUROC": text("AUROC [95% CI]", width=145),
+        "sensitivity": text("sens.", width=55, help="sensitivity (recall)"),
+        "specificity": text("spec.", width=55, help="specificity"),
+        "created": st.column_config.DatetimeColumn("created", format="MM-DD HH:mm", width=85),
+    }
     st.dataframe(table, hide_index=True, width="stretch", column_config=config)
 
 
