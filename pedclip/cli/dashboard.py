@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
             "127.0.0.1", "--host", help="address to bind; 0.0.0.0 exposes it to the network"
         ),
     ) -> None:
-        """Open the dashboard (runs, metrics, errors, neighbours, prompt lab, embedding map, data)."""
+        """Open the dashboard (runs, metrics, errors, neighbors, prompt lab, embedding map, data)."""
         from pedclip.dashboard.launch import launch
 
         paths = Paths.at(home or state(ctx).home)
