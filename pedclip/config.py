@@ -51,6 +51,10 @@ class Paths:
         return self.home / "reports"
 
     @property
+    def onnx(self) -> Path:  # ONNX Runtime graphs exported from torch: onnx/<fingerprint>/<tower>-<size>-<dtype>.onnx
+        return self.home / "onnx"
+
+    @property
     def thumbnails(self) -> Path:  # dashboard thumbnails, made on demand
         return self.home / "thumbnails"
 

@@ -26,10 +26,11 @@ INTERPOLATIONS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampl
 
 
 def torch_dtype(name: str) -> torch.dtype:
-    """fp32 | bf16 | fp16 -> the torch dtype."""
+    """fp32 | bf16 | fp16 | int8 -> the torch dtype of the weights and inputs. int8 is ONNX Runtime's dynamic
+    quantisation of an fp32 model: the torch model it is exported from, and its inputs, stay float32."""
     import torch
 
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}[name]
 
 
 def fingerprint_of(family: str, arch: dict, weights_id: str, preprocess: dict, dtype: str) -> str:
@@ -165,6 +166,7 @@ class Encoder:
     untrained: bool = False
     parent_fingerprint: str | None = None
     text_batch_size: int = 256
+    runtime: str = "torch"  # what runs the towers: torch, or onnx (ONNX Runtime; see models/onnx_towers.py)
     modules: dict = field(default_factory=dict)  # the underlying nn.Modules by name, for training/saving
 
     @property
