@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HOME_ENV = "PEDCLIP_HOME"
+RUNTIME_ENV = "PEDCLIP_RUNTIME"  # default --runtime of every command that encodes, and of the dashboard
 DEFAULT_HOME = "data"
 
 
@@ -51,7 +52,9 @@ class Paths:
         return self.home / "reports"
 
     @property
-    def onnx(self) -> Path:  # ONNX Runtime graphs exported from torch: onnx/<fingerprint>/<tower>-<size>-<dtype>.onnx
+    def onnx(
+        self,
+    ) -> Path:  # ONNX Runtime graphs exported from torch: onnx/<fingerprint>/<tower>-<size>-<dtype>.onnx
         return self.home / "onnx"
 
     @property
