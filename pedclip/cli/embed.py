@@ -50,6 +50,11 @@ def embed(
     no_pixel_cache: bool = typer.Option(
         False, "--no-pixel-cache", help="neither read nor write the pixel cache"
     ),
+    jpeg_draft: bool = typer.Option(
+        False,
+        "--jpeg-draft",
+        help="decode big JPEGs at reduced scale (>= 2x the model input): faster, pixels within ~3 grey levels",
+    ),
     device: Device = "cpu",
     dtype: Dtype = "fp32",
     runtime: Runtime = "auto",
@@ -59,7 +64,11 @@ def embed(
     from pedclip.embed.pipeline import EmbedConfig, embed_dataset
 
     config = EmbedConfig(
-        batch_size=batch_size, workers=workers, chunk_size=chunk_size, use_pixel_cache=not no_pixel_cache
+        batch_size=batch_size,
+        workers=workers,
+        chunk_size=chunk_size,
+        use_pixel_cache=not no_pixel_cache,
+        jpeg_draft=jpeg_draft,
     )
     store = state(ctx).store(create=False)
     report = _nothing_to_do(ctx, store, model, weights, dtype, dataset)

@@ -117,6 +117,22 @@ def geometry(img: Image.Image, config: PreprocessConfig) -> np.ndarray:
     return array if array.dtype == np.uint8 else np.clip(array, 0, 255).astype(np.float32)
 
 
+DRAFT_MARGIN = 2  # a JPEG is decoded at a reduced scale only while it stays >= 2x the size it is resized to
+
+
+def draft_floor(width: int, height: int, config: PreprocessConfig) -> tuple[int, int]:
+    """The smallest (width, height) an image may be decoded at before `geometry`: DRAFT_MARGIN times the size
+    its resize produces, so the bicubic resize still antialiases from well above the output grid."""
+    if config.kind == "pad_square":
+        scale = config.size / max(config.size, width, height)
+    elif config.kind == "squash":
+        scale = config.size / min(width, height)
+    else:  # resize_crop: the shortest side goes to size
+        scale = config.size / min(width, height)
+    scale = min(1.0, DRAFT_MARGIN * scale)
+    return max(1, int(np.ceil(width * scale - 1e-6))), max(1, int(np.ceil(height * scale - 1e-6)))
+
+
 def normalize(arrays: Sequence[np.ndarray] | np.ndarray, config: PreprocessConfig) -> torch.Tensor:
     """A batch of `geometry` outputs -> (B, channels, size, size) float32, scaled to [0,1] and standardised."""
     import torch
