@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from pedclip.config import HOME_ENV, Paths
+from pedclip.config import HOME_ENV, RUNTIME_ENV, Paths
 from pedclip.dashboard import access, analysis, labels, thumbs
 from pedclip.errors import PedclipError
 from pedclip.eval.metrics import Metric
@@ -73,9 +73,9 @@ def model_label(spec_or_fingerprint: str) -> str:
 
 
 @st.cache_resource(max_entries=2, show_spinner="loading the model once for this dashboard ...")
-def encoder(spec: str, home_dir: str):
+def encoder(spec: str, home_dir: str, runtime: str = "auto"):
     """The model for uploads and prompts, loaded once per process and spec."""
-    return access.load_encoder(spec, home_dir)
+    return access.load_encoder(spec, home_dir, runtime)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -92,7 +92,7 @@ def loadable_spec(spec: str) -> str:
 
 def model_encoder(model: dict):
     """The encoder of a model row, checked to be the one that made the cached embeddings."""
-    loaded = encoder(loadable_spec(model["spec"]), home())
+    loaded = encoder(loadable_spec(model["spec"]), home(), os.environ.get(RUNTIME_ENV) or "auto")
     if loaded.fingerprint != model["fingerprint"]:
         raise PedclipError(
             f"model {model['spec']} loads here with fingerprint {loaded.fingerprint}, not {model['fingerprint']} "
