@@ -188,6 +188,15 @@ def cases_frame(store: Store, dataset: str, splits: Sequence[str] | None = None)
         return con.execute(query + " ORDER BY case_id", params).df()
 
 
+def cases_by_id(store: Store, dataset: str, case_ids: Sequence[str]) -> pd.DataFrame:
+    """These cases of `dataset` (every column, attributes still JSON text), ordered by case_id."""
+    with store.read() as con:
+        return con.execute(
+            "SELECT * FROM cases WHERE dataset = ? AND list_contains(?, case_id) ORDER BY case_id",
+            [dataset, list(case_ids)],
+        ).df()
+
+
 def ingest_errors_frame(store: Store, dataset: str | None = None) -> pd.DataFrame:
     with store.read() as con:
         if dataset is None:

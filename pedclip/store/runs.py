@@ -113,10 +113,12 @@ def run_cases_frame(store: Store, run_id: str) -> pd.DataFrame:
 
 
 def case_predictions_frame(store: Store, dataset: str, case_ids: Sequence[str]) -> pd.DataFrame:
-    """Every run's prediction for these cases of `dataset`: case_id, run_id, kind, model, score, predicted."""
+    """Every run's prediction for these cases of `dataset`, newest run first: case_id, run_id, kind, model,
+    score, predicted, label, and the run's protocol, fingerprint, train/eval dataset, split and config (JSON)."""
     with store.read() as con:
         return con.execute(
-            "SELECT p.case_id, p.run_id, r.kind, r.model, p.score, p.predicted FROM predictions p "
+            "SELECT p.case_id, p.run_id, r.kind, r.model, p.score, p.predicted, p.label, r.protocol, "
+            "r.fingerprint, r.train_dataset, r.eval_dataset, r.split, r.config FROM predictions p "
             "JOIN runs r USING (run_id) WHERE p.dataset = ? AND list_contains(?, p.case_id) "
             "ORDER BY r.created DESC, r.run_id DESC, p.case_id",
             [dataset, list(case_ids)],
