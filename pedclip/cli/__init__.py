@@ -28,8 +28,13 @@ def _root(
     ctx: typer.Context,
     home: str = typer.Option(None, "--home", help="working directory (default $PEDCLIP_HOME or ./data)"),
     debug: bool = typer.Option(False, "--debug", help="show tracebacks on errors"),
+    trust_torchscript: bool = typer.Option(
+        False,
+        "--trust-torchscript",
+        help="load TorchScript weights files that are not OpenAI's CLIP files (their code runs when loaded)",
+    ),
 ) -> None:
-    ctx.obj = State(home=home, debug=debug)
+    ctx.obj = State(home=home, debug=debug, trust_torchscript=trust_torchscript)
 
 
 def _register() -> None:

@@ -16,7 +16,14 @@ MODEL_HELP = "model spec, e.g. openclip:ViT-B-32-quickgelu/openai (see `pedclip 
 def _load(ctx: typer.Context, model: str, weights: str | None, device: str, dtype: str):
     from pedclip.models import load_encoder
 
-    return load_encoder(model, weights=weights, device=device, dtype=dtype, home=state(ctx).home)
+    return load_encoder(
+        model,
+        weights=weights,
+        device=device,
+        dtype=dtype,
+        home=state(ctx).home,
+        trust_torchscript=state(ctx).trust_torchscript,
+    )
 
 
 def _nothing_to_do(ctx: typer.Context, store, model: str, weights: str | None, dtype: str, dataset: str):

@@ -41,7 +41,14 @@ def show_command(
     """Load a spec and print its fingerprint, dimension, preprocessing, dtype and weights identity."""
     from pedclip.models import load_encoder
 
-    encoder = load_encoder(spec, weights=weights, device=device, dtype=dtype, home=state(ctx).home)
+    encoder = load_encoder(
+        spec,
+        weights=weights,
+        device=device,
+        dtype=dtype,
+        home=state(ctx).home,
+        trust_torchscript=state(ctx).trust_torchscript,
+    )
     document = {**encoder.describe(), "logit_scale": encoder.logit_scale, "device": encoder.device}
     if as_json:
         emit_json(document)

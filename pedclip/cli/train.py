@@ -93,6 +93,7 @@ def finetune_command(
         seed=seed,
         reembed=reembed,
         embed_workers=workers,
+        trust_torchscript=state(ctx).trust_torchscript,
     )
     result = finetune(state(ctx).store(create=False), config, progress=_epoch_printer(not as_json))
     if as_json:
@@ -156,6 +157,7 @@ def transfer_command(
         device=device,
         seed=seed,
         embed_workers=workers,
+        trust_torchscript=state(ctx).trust_torchscript,
     )
     result = transfer(
         state(ctx).store(create=False),

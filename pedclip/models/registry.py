@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +35,7 @@ class LoadOptions:
     dtype: str = "fp32"  # fp32 | bf16 (bf16 casts the weights; no autocast)
     home: Path | None = None
     seed: int = 0  # only for untrained (random) weights
+    trust_torchscript: bool = False  # load a TorchScript file that is not OpenAI's (its code runs on load)
 
 
 Loader = Callable[[ModelSpec, LoadOptions], "Encoder"]
@@ -90,9 +91,12 @@ def load_encoder(
     dtype: str = "fp32",
     home: str | Path | None = None,
     seed: int = 0,
+    trust_torchscript: bool = False,
 ) -> Encoder:
-    """Build the `Encoder` a spec names (see `pedclip models list`), in eval mode on `device`."""
+    """Build the `Encoder` a spec names (see `pedclip models list`), in eval mode on `device`. A TorchScript
+    weights file loads only when it is one of OpenAI's CLIP files or `trust_torchscript` (its code runs)."""
     parsed, options = _checked(spec, weights, device, dtype, home, seed)
+    options = replace(options, trust_torchscript=trust_torchscript)
     return family_loader(parsed.family).loader(parsed, options)
 
 
