@@ -250,7 +250,10 @@ def _read_npz_array(path: Path, split: str) -> np.ndarray:
             return archive[f"{split}_images"]
     except KeyError as exc:
         raise ImageDecodeError(f"{path.name} has no array {split}_images; members are SPLIT:INDEX") from exc
-    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+    except ValueError as exc:
+        why = "holds Python objects, which pedclip does not unpickle" if "allow_pickle" in str(exc) else exc
+        raise ImageDecodeError(f"{path.name}: {split}_images is not a readable array ({why})") from exc
+    except (OSError, zipfile.BadZipFile) as exc:
         raise ImageDecodeError(f"{path} is not a readable npz file ({exc})") from exc
 
 

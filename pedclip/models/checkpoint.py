@@ -35,6 +35,21 @@ def is_torchscript(path: Path) -> bool:
     return any(n.endswith("constants.pkl") for n in names) and any("/code/" in n for n in names)
 
 
+UNREADABLE_WEIGHTS = (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError)
+
+
+def unreadable_weights(label: str, exc: BaseException, expected: str) -> PedclipError:
+    """One line for a weights file torch cannot read (empty, truncated, not a pickle of tensors): what is wrong
+    in a few words, never torch's advice to retry with weights_only=False (that would run the file's code)."""
+    if isinstance(exc, EOFError) or "EOF" in str(exc)[:200]:
+        why = "it is empty or truncated"
+    elif isinstance(exc, pickle.UnpicklingError) or "weights_only" in str(exc):
+        why = "it is not a PyTorch file of tensors (pedclip never unpickles code)"
+    else:
+        why = " ".join(str(exc).split())[:160] or type(exc).__name__
+    return PedclipError(f"cannot read weights file {label!r}: {why}; pass {expected}")
+
+
 def openai_torchscript_sha256s() -> frozenset[str]:
     """sha256 of OpenAI's published CLIP TorchScript files: open_clip's pretrained table names each in its URL
     (openaipublic.azureedge.net/clip/models/<sha256>/<name>.pt)."""
@@ -78,10 +93,8 @@ def read_state_dict(path: Path, trust_torchscript: bool = False) -> dict[str, to
                 checkpoint = torch.jit.load(str(path), map_location="cpu").state_dict()
         else:
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-        raise PedclipError(
-            f"cannot read weights file {str(path)!r} ({exc}); pass a state dict, safetensors or JIT file"
-        ) from exc
+    except UNREADABLE_WEIGHTS as exc:
+        raise unreadable_weights(str(path), exc, "a state dict, safetensors or OpenAI JIT file") from exc
     if isinstance(checkpoint, dict) and isinstance(checkpoint.get("state_dict"), dict):
         checkpoint = checkpoint["state_dict"]
     if not isinstance(checkpoint, dict) or not checkpoint:

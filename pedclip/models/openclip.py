@@ -20,6 +20,7 @@ from pedclip.models.checkpoint import (
     file_sha256,
     is_torchscript,
     read_state_dict,
+    unreadable_weights,
 )
 from pedclip.models.openclip_config import (
     CONFIG_DIR,
@@ -138,7 +139,9 @@ def load_weights_file(model: torch.nn.Module, path: Path, trust_torchscript: boo
             model.load_state_dict(jit_state_dict(path, model, trust_torchscript), strict=True)
         else:
             oc.load_checkpoint(model, str(path), strict=True, weights_only=True)
-    except (RuntimeError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+    except (EOFError, pickle.UnpicklingError) as exc:
+        raise unreadable_weights(str(path), exc, "a state dict, safetensors or OpenAI JIT file") from exc
+    except (RuntimeError, KeyError, ValueError) as exc:
         first = " ".join(str(exc).split())[:300]
         raise PedclipError(
             f"weights file {str(path)!r} does not fit this open_clip architecture: {first}"
