@@ -86,7 +86,7 @@ def read_manifest(folder: Path) -> dict:
     path = folder / MANIFEST
     if not path.is_file():
         raise PedclipError(
-            f"{str(folder)!r} is not a pedclip checkpoint (no {MANIFEST}); pass a folder written by pedclip train"
+            f"{str(folder)!r} is not a pedclip checkpoint (no {MANIFEST}); pass a folder written by `pedclip finetune`"
         )
     return json.loads(path.read_text())
 
@@ -163,7 +163,7 @@ def local_folder(spec: ModelSpec) -> Path:
     folder = Path(spec.name).expanduser()
     if not folder.is_dir():
         raise PedclipError(
-            f"local checkpoint folder {spec.name!r} does not exist; pass a folder written by pedclip train"
+            f"local checkpoint folder {spec.name!r} does not exist; pass a folder written by `pedclip finetune`"
         )
     return folder.resolve()
 
@@ -220,7 +220,7 @@ def list_local(options: LoadOptions) -> list[dict]:
         {
             "spec": "local:DIR",
             "family": "local",
-            "needs": "a folder written by pedclip train",
+            "needs": "a folder written by `pedclip finetune`",
             "weights_present": None,
             "weights_at": "",
         }

@@ -251,7 +251,8 @@ def case_query(store: Store, fingerprint: str, dataset: str, case_id: str) -> tu
     if row is None:
         raise PedclipError(
             f"case {case_id!r} of dataset {dataset!r} has no embedding for model {fingerprint}; "
-            "check the case id (`pedclip data cases`) or run `pedclip embed` first"
+            f"check the case id (the image's path under the dataset's root, or SPLIT:INDEX for an npz) or run"
+            f" `pedclip embed --model ... --dataset {dataset}` first"
         )
     return int(row[0]), np.asarray(row[1], dtype=np.float32)
 
