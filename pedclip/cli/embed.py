@@ -8,22 +8,9 @@ from typing import Annotated
 
 import typer
 
-from pedclip.cli.common import emit_json, interactive, print_table, state
-from pedclip.cli.options import AsJson, Dataset, Device, Dtype, Model, Weights
+from pedclip.cli.common import emit_json, interactive, load_model, print_table, state
+from pedclip.cli.options import AsJson, Dataset, Device, Dtype, Model, Runtime, Weights
 from pedclip.errors import PedclipError
-
-
-def _load(ctx: typer.Context, model: str, weights: str | None, device: str, dtype: str):
-    from pedclip.models import load_encoder
-
-    return load_encoder(
-        model,
-        weights=weights,
-        device=device,
-        dtype=dtype,
-        home=state(ctx).home,
-        trust_torchscript=state(ctx).trust_torchscript,
-    )
 
 
 def _nothing_to_do(ctx: typer.Context, store, model: str, weights: str | None, dtype: str, dataset: str):
@@ -63,20 +50,30 @@ def embed(
     no_pixel_cache: bool = typer.Option(
         False, "--no-pixel-cache", help="neither read nor write the pixel cache"
     ),
+    jpeg_draft: bool = typer.Option(
+        False,
+        "--jpeg-draft",
+        help="decode big JPEGs at reduced scale (>= 2x the model input): faster, pixels within ~3 grey levels",
+    ),
     device: Device = "cpu",
     dtype: Dtype = "fp32",
+    runtime: Runtime = "auto",
     as_json: AsJson = False,
 ) -> None:
     """Embed every image of a dataset not yet cached for this model (resumable; reruns are cheap)."""
     from pedclip.embed.pipeline import EmbedConfig, embed_dataset
 
     config = EmbedConfig(
-        batch_size=batch_size, workers=workers, chunk_size=chunk_size, use_pixel_cache=not no_pixel_cache
+        batch_size=batch_size,
+        workers=workers,
+        chunk_size=chunk_size,
+        use_pixel_cache=not no_pixel_cache,
+        jpeg_draft=jpeg_draft,
     )
     store = state(ctx).store(create=False)
     report = _nothing_to_do(ctx, store, model, weights, dtype, dataset)
     if report is None:  # load the model only when an image lacks a vector
-        encoder = _load(ctx, model, weights, device, dtype)
+        encoder = load_model(ctx, model, weights=weights, device=device, dtype=dtype, runtime=runtime)
         with _ProgressBar(f"embedding {dataset}", show=interactive(as_json)) as bar:
             report = embed_dataset(store, encoder, dataset, config, progress=bar.update)
     if as_json:
@@ -131,13 +128,14 @@ def embed_text(
     weights: Weights = None,
     device: Device = "cpu",
     dtype: Dtype = "fp32",
+    runtime: Runtime = "auto",
     as_json: AsJson = False,
 ) -> None:
     """Embed prompts (cached by model fingerprint and exact text)."""
     from pedclip.embed.text import embed_texts
 
     store = state(ctx).store()
-    encoder = _load(ctx, model, weights, device, dtype)
+    encoder = load_model(ctx, model, weights=weights, device=device, dtype=dtype, runtime=runtime)
     vectors = embed_texts(store, encoder, texts)
     if as_json:
         rows = [{"text": t, "vector": v.tolist()} for t, v in zip(texts, vectors, strict=True)]
@@ -162,6 +160,7 @@ def neighbors_command(
     weights: Weights = None,
     device: Device = "cpu",
     dtype: Dtype = "fp32",
+    runtime: Runtime = "auto",
     as_json: AsJson = False,
 ) -> None:
     """Nearest cases of a dataset to one of its cases or to an image file (cosine on cached embeddings)."""
@@ -170,7 +169,7 @@ def neighbors_command(
     from pedclip.store.index import case_query, neighbors
 
     store = state(ctx).store(create=False)
-    encoder = _load(ctx, model, weights, device, dtype)
+    encoder = load_model(ctx, model, weights=weights, device=device, dtype=dtype, runtime=runtime)
     if case is not None:
         uid, vector = case_query(store, encoder.fingerprint, dataset, case)
         exclude = [uid]

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import typer
 
-from pedclip.cli.common import emit_json, print_table, state
+from pedclip.cli.common import emit_json, load_model, print_table, state
 from pedclip.cli.options import (
     AsJson,
     Dataset,
@@ -19,6 +19,7 @@ from pedclip.cli.options import (
     NoSave,
     Protocol,
     Resamples,
+    Runtime,
     Seed,
     Split,
     Weights,
@@ -33,16 +34,8 @@ INLINE_HELP = (
 prompts_app = typer.Typer(no_args_is_help=True, help="list and show prompt sets")
 
 
-def _encoder(ctx: typer.Context, model: str, weights: str | None, device: str):
-    from pedclip.models import load_encoder
-
-    return load_encoder(
-        model,
-        weights=weights,
-        device=device,
-        home=state(ctx).home,
-        trust_torchscript=state(ctx).trust_torchscript,
-    )
+def _encoder(ctx: typer.Context, model: str, weights: str | None, device: str, runtime: str = "torch"):
+    return load_model(ctx, model, weights=weights, device=device, runtime=runtime)
 
 
 def _model_ref(ctx: typer.Context, store, model: str, weights: str | None, device: str):
@@ -101,6 +94,7 @@ def zeroshot(
     seed: Seed = 0,
     weights: Weights = None,
     device: Device = "cpu",
+    runtime: Runtime = "auto",
     no_save: NoSave = False,
     as_json: AsJson = False,
 ) -> None:
@@ -112,7 +106,7 @@ def zeroshot(
 
     store = state(ctx).store(create=False)
     pset = resolve_prompt_set(prompts or get_protocol(protocol).default_prompts, prompt)
-    encoder = _encoder(ctx, model, weights, device)
+    encoder = _encoder(ctx, model, weights, device, runtime)
     config = ZeroShotConfig(
         protocol=protocol, split=split, threshold=threshold, bootstrap=_bootstrap(resamples, seed)
     )
@@ -138,6 +132,7 @@ def rescore(
     weights: Weights = None,
     save_run: bool = typer.Option(False, "--save", help="write the run to the store"),
     max_flips: MaxFlips = 20,
+    runtime: Runtime = "auto",
     as_json: AsJson = False,
 ) -> None:
     """Score new prompts against every cached image at once; compare with a baseline run."""
@@ -150,7 +145,7 @@ def rescore(
         )
     store = state(ctx).store(create=False)
     pset = resolve_prompt_set(prompts, prompt)
-    encoder = _encoder(ctx, model, weights, "cpu")
+    encoder = _encoder(ctx, model, weights, "cpu", runtime)
     out = run_rescore(
         store,
         encoder,

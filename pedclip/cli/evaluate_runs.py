@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from pedclip.cli.common import emit_json, print_table, state
-from pedclip.cli.options import AsJson, Device, MaxFlips, Resamples
+from pedclip.cli.common import emit_json, load_model, print_table, state
+from pedclip.cli.options import AsJson, Device, MaxFlips, Resamples, Runtime
 
 runs_app = typer.Typer(no_args_is_help=True, help="list, show and compare evaluation runs")
 
@@ -23,19 +23,19 @@ def paper(
     ),
     resamples: Resamples = 1000,
     device: Device = "cpu",
+    runtime: Runtime = "auto",
     as_json: AsJson = False,
 ) -> None:
     """The study's Tables 1-4: published numbers, `paper` protocol and `sound` protocol side by side."""
     from pedclip.eval.bootstrap import BootstrapConfig
     from pedclip.eval.paper import PaperConfig, paper_tables, write_tables
     from pedclip.eval.report import write_report
-    from pedclip.models import load_encoder
 
     store = state(ctx).store(create=False)
     config = PaperConfig(
         ucsd=ucsd, ori=ori, clip=clip, medclip=medclip, bootstrap=BootstrapConfig(n_resamples=resamples)
     )
-    result = paper_tables(store, config, lambda spec: load_encoder(spec, device=device, home=state(ctx).home))
+    result = paper_tables(store, config, lambda spec: load_model(ctx, spec, device=device, runtime=runtime))
     folder = Path(out) if out else store.paths.reports / "paper"
     paths = write_tables(result, folder)
     if result.run_ids:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from pedclip.cli.common import emit_json, print_table, state
-from pedclip.cli.options import AsJson, Device, Dtype, Weights
+from pedclip.cli.common import emit_json, load_model, print_table, state
+from pedclip.cli.options import AsJson, Device, Dtype, Runtime, Weights
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -33,20 +33,17 @@ def show_command(
     weights: Weights = None,
     dtype: Dtype = "fp32",
     device: Device = "cpu",
+    runtime: Runtime = "auto",
     as_json: AsJson = False,
 ) -> None:
     """Load a spec and print its fingerprint, dimension, preprocessing, dtype and weights identity."""
-    from pedclip.models import load_encoder
-
-    encoder = load_encoder(
-        spec,
-        weights=weights,
-        device=device,
-        dtype=dtype,
-        home=state(ctx).home,
-        trust_torchscript=state(ctx).trust_torchscript,
-    )
-    document = {**encoder.describe(), "logit_scale": encoder.logit_scale, "device": encoder.device}
+    encoder = load_model(ctx, spec, weights=weights, device=device, dtype=dtype, runtime=runtime)
+    document = {
+        **encoder.describe(),
+        "logit_scale": encoder.logit_scale,
+        "device": encoder.device,
+        "runtime": encoder.runtime,
+    }
     if as_json:
         emit_json(document)
         return

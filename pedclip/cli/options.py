@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from pedclip.config import RUNTIME_ENV
+
 MODEL_HELP = "model spec, e.g. openclip:ViT-B-32-quickgelu/openai or demo:clip (see `pedclip models list`)"
 
 Model = Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP)]
@@ -23,7 +25,23 @@ Weights = Annotated[
     ),
 ]
 Device = Annotated[str | None, typer.Option("--device", help="torch device, e.g. cpu or cuda:0")]
-Dtype = Annotated[str, typer.Option("--dtype", help="fp32 | bf16 (weights cast to bf16, not autocast)")]
+Dtype = Annotated[
+    str,
+    typer.Option(
+        "--dtype",
+        help="fp32 | bf16 (weights cast, not autocast; refused on a CPU without bf16 hardware)"
+        " | int8 (ONNX Runtime dynamic quantisation: approximate, its own fingerprint)",
+    ),
+]
+Runtime = Annotated[
+    str,
+    typer.Option(
+        "--runtime",
+        envvar=RUNTIME_ENV,
+        help="what runs the model: auto (ONNX Runtime on a CPU when installed, else torch) | torch | onnx;"
+        " fp32 vectors are the same either way",
+    ),
+]
 Split = Annotated[str, typer.Option("--split", help="split(s) to evaluate, e.g. test or all")]
 Protocol = Annotated[
     str,
