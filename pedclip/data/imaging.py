@@ -82,7 +82,7 @@ def load_image_bytes(
     if is_dicom_name(name) or looks_like_dicom(data):
         from pedclip.data.dicom import decode_dicom
 
-        return decode_dicom(data, name)[0]
+        return decode_dicom(data, name, max_pixels=max_pixels)[0]
     img = _open_checked(data, name, max_pixels)
     if reduce_to is not None and img.format == "JPEG":
         img.draft(img.mode, reduce_to(*img.size))
@@ -100,7 +100,7 @@ def inspect_bytes(data: bytes, name: str, *, max_pixels: int | None = None) -> t
     if is_dicom_name(name) or looks_like_dicom(data):
         from pedclip.data.dicom import decode_dicom
 
-        img, tags = decode_dicom(data, name)
+        img, tags = decode_dicom(data, name, max_pixels=max_pixels)
         return img.width, img.height, img.mode, tags
     img = _open_checked(data, name, max_pixels)
     width, height = img.size
@@ -169,6 +169,15 @@ def _gray_on_black(img: Image.Image) -> Image.Image:
     """LA composited onto black: gray * alpha / 255, rounded."""
     gray, alpha = (np.asarray(band, dtype=np.uint16) for band in img.split())
     return Image.fromarray(((gray * alpha + 127) // 255).astype(np.uint8), mode="L")
+
+
+def pixel_limit(max_pixels: int | None) -> int | None:
+    """The most pixels any image may declare: `max_pixels` when given, never above Pillow's bomb guard
+    (whose warning is an error here); the same limit for PNG/JPEG and DICOM."""
+    guard = Image.MAX_IMAGE_PIXELS
+    if max_pixels is None or guard is None:
+        return max_pixels if guard is None else guard
+    return min(max_pixels, guard)
 
 
 def _open_checked(data: bytes, name: str, max_pixels: int | None) -> Image.Image:

@@ -92,3 +92,31 @@ def write_dicom(path: Path, pixels: np.ndarray, photometric: str = "MONOCHROME2"
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def write_rle_dicom(path: Path, rows: int, columns: int, runs: int) -> Path:
+    """An 8-bit grayscale RLE Lossless DICOM declaring rows x columns whose one segment holds `runs` runs of 128
+    zero bytes: rows * columns / 128 runs make a valid frame, fewer a file of a few hundred bytes that still
+    declares the full size (what a decompression bomb's header looks like)."""
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import RLELossless, generate_uid
+
+    segment_offsets = struct.pack("<16L", 1, 64, *([0] * 14))  # one segment, right after the 64-byte header
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = RLELossless
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "DX"
+    ds.Rows, ds.Columns = rows, columns
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = encapsulate([segment_offsets + b"\x81\x00" * runs])  # 0x81: repeat the next byte 128 times
+    ds["PixelData"].is_undefined_length = True
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
