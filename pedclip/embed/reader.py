@@ -19,6 +19,7 @@ from PIL import Image
 
 from pedclip.embed.pixels import Decoder, PixelCache, cached_geometry, default_decoder
 from pedclip.errors import PedclipError
+from pedclip.lifetime import pool_initializer
 from pedclip.models.base import PreprocessConfig
 
 # What a bad file can raise while being decoded or resized; anything else is a bug and propagates.
@@ -105,7 +106,10 @@ def read_batches(
             yield read_batch(chunk, config, root, decoder)
         return
     context = multiprocessing.get_context(start_method)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    initializer, initargs = pool_initializer()  # workers die with this process, even on SIGKILL
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=initializer, initargs=initargs
+    ) as pool:
         pending: deque[Future[ReadBatch]] = deque()
         chunks = _chunks(refs, batch_size)
         for chunk in chunks:
