@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pedclip.data.imaging import ImageChangedError
 from pedclip.embed.pixels import Decoder, PixelCache, cached_geometry, default_decoder
 from pedclip.errors import PedclipError
 from pedclip.lifetime import pool_initializer
@@ -43,6 +44,7 @@ class ReadFailure:
     member: str | None
     case_ids: tuple[str, ...]
     reason: str
+    changed: bool = False  # the file's bytes no longer match the sha256 ingest recorded
 
     def as_dict(self) -> dict:
         return {
@@ -50,6 +52,7 @@ class ReadFailure:
             "path": self.path,
             "member": self.member,
             "reason": self.reason,
+            "changed": self.changed,
         }
 
 
@@ -76,8 +79,9 @@ def read_batch(
         try:
             array, hit = cached_geometry(cache, config, ref.sha256, ref.path, ref.member, decoder)
         except DECODE_ERRORS as exc:
-            reason = f"cannot read image: {type(exc).__name__}: {exc}"
-            batch.failures.append(ReadFailure(ref.sha256, ref.path, ref.member, ref.case_ids, reason))
+            changed = isinstance(exc, ImageChangedError)
+            reason = str(exc) if changed else f"cannot read image: {type(exc).__name__}: {exc}"
+            batch.failures.append(ReadFailure(ref.sha256, ref.path, ref.member, ref.case_ids, reason, changed))
             continue
         batch.shas.append(ref.sha256)
         batch.arrays.append(array)
