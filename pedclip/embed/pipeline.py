@@ -90,7 +90,12 @@ class EmbedReport:
     def as_dict(self) -> dict:
         out = asdict(self)
         out["failures"] = [f.as_dict() for f in self.failures]
-        out.update(failed=self.failed, changed=self.changed, decoded=self.decoded, images_per_s=round(self.images_per_s, 2))
+        out.update(
+            failed=self.failed,
+            changed=self.changed,
+            decoded=self.decoded,
+            images_per_s=round(self.images_per_s, 2),
+        )
         out["seconds"] = {k: round(v, 4) for k, v in self.seconds.items()}
         return out
 

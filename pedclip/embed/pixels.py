@@ -38,11 +38,16 @@ class DraftDecoder:
 
     config: PreprocessConfig
 
-    def __call__(self, path: str, member: str | None = None, expected_sha256: str | None = None) -> Image.Image:
+    def __call__(
+        self, path: str, member: str | None = None, expected_sha256: str | None = None
+    ) -> Image.Image:
         from pedclip.data.imaging import load_image
 
         return load_image(
-            path, member, reduce_to=lambda w, h: draft_floor(w, h, self.config), expected_sha256=expected_sha256
+            path,
+            member,
+            reduce_to=lambda w, h: draft_floor(w, h, self.config),
+            expected_sha256=expected_sha256,
         )
 
 

@@ -81,7 +81,9 @@ def read_batch(
         except DECODE_ERRORS as exc:
             changed = isinstance(exc, ImageChangedError)
             reason = str(exc) if changed else f"cannot read image: {type(exc).__name__}: {exc}"
-            batch.failures.append(ReadFailure(ref.sha256, ref.path, ref.member, ref.case_ids, reason, changed))
+            batch.failures.append(
+                ReadFailure(ref.sha256, ref.path, ref.member, ref.case_ids, reason, changed)
+            )
             continue
         batch.shas.append(ref.sha256)
         batch.arrays.append(array)
