@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 from pedclip.config import Paths
+from pedclip.dashboard import door
+from pedclip.errors import PedclipError
 from pedclip.store import Store
 from pedclip.store import cases as store_cases
 from pedclip.store import embeddings as store_embeddings
@@ -262,6 +264,8 @@ def rescore(
 
 def save_rescore(store: Store, rescored: Rescored, name: str) -> str:
     """Save a prompt-lab result as a run (kind rescore) and return its id."""
+    if door.read_only():
+        raise PedclipError("this dashboard is read-only (--read-only); runs are saved with `pedclip rescore`")
     run = dict(rescored.run)
     run["run_id"] = store_runs.new_run_id("rescore")
     run["config"] = {**run.get("config", {}), "name": name, "source": "dashboard prompt lab"}
