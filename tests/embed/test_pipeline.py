@@ -93,7 +93,9 @@ def test_corrupt_file_is_skipped_and_reported(store, tmp_path, tiny_encoder):
     report = embed_dataset(store, tiny_encoder, "ds", EmbedConfig(batch_size=2, workers=1, chunk_size=2))
     assert (report.embedded, report.failed) == (5, 1)
     assert report.failures[0].case_ids == (paths[3].name,)
-    assert "cannot read image" in report.failures[0].reason
+    assert (
+        "changed since ingest" in report.failures[0].reason and report.changed == 1
+    )  # hashed before decoding
     assert report.as_dict()["failures"][0]["path"] == str(paths[3])
     assert count_embedded(store, tiny_encoder.fingerprint, "ds") == (5, 6)
 
