@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
             False, "--read-only", help="browse only: no saved runs, no cached prompts, no uploads"
         ),
     ) -> None:
-        """Open the dashboard (runs, metrics, errors, neighbours, prompt lab, embedding map, data)."""
+        """Open the dashboard (runs, metrics, errors, neighbors, prompt lab, embedding map, data)."""
         from pedclip.dashboard.door import door_token
         from pedclip.dashboard.launch import launch
 

@@ -20,8 +20,6 @@ from pedclip.store.cases import split_names
 from pedclip.store.embeddings import case_vectors
 from pedclip.store.runs import new_run_id, save_run
 
-SPLITS = ("train", "val", "test")
-
 
 @dataclass(frozen=True)
 class Threshold:

@@ -69,4 +69,4 @@ def test_read_only_has_no_save_and_no_upload(app, monkeypatch) -> None:
     with pytest.raises(PedclipError, match="read-only"):
         from pedclip.dashboard import access
 
-        access.save_rescore(None, None, "x")
+        access.save_rescore(None, None, None, "x")
