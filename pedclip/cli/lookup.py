@@ -87,5 +87,60 @@ def search(
         )
 
 
+def case(
+    ctx: typer.Context,
+    dataset: str = typer.Argument(..., help="dataset name"),
+    case_id: str = typer.Argument(..., help="case id, as `pedclip search` prints it"),
+    k: int = typer.Option(6, "--k", "-k", help="neighbors per model"),
+    as_json: AsJson = False,
+) -> None:
+    """One case: attributes, report, every run's verdict, neighbors under each model, flips between runs."""
+    from pedclip.eval.casecard import case_card
+
+    if k < 1:
+        raise PedclipError(f"--k must be at least 1; got {k}")
+    card = case_card(state(ctx).store(create=False), dataset, case_id, k=k)
+    if as_json:
+        emit_json(card.as_dict())
+        return
+    doc = card.as_dict()
+    info = doc["case"]
+    typer.echo(f"{dataset} / {case_id}: {card.class_name or 'unlabelled'}, split {info.get('split')}, "
+               f"patient {info.get('patient_id')}, {info.get('width')}x{info.get('height')} {info.get('mode')}")  # fmt: skip
+    typer.echo(f"  file {info.get('path')}" + (f" [{info['member']}]" if info.get("member") else ""))
+    for name, value in card.attributes.items():
+        typer.echo(f"  {name}: {value}")
+    if info.get("report"):
+        typer.echo(f"  report: {info['report']}")
+    columns = ["run", "model", "protocol", "prompts", "threshold", "score", "predicted", "wrong"]
+    print_table(card.verdicts[columns].to_dict(orient="records"), title=f"verdicts ({doc['n_wrong']} wrong)")
+    for name, frame in card.neighbors.items():
+        print_table(frame.to_dict(orient="records"), title=f"neighbors under {name}")
+    if not card.flips.empty:
+        print_table(card.flips.to_dict(orient="records"), title="runs between which the prediction flipped")
+
+
+def export(
+    ctx: typer.Context,
+    what: str = typer.Argument(..., help="runs | predictions | embeddings"),
+    out: str = typer.Option(..., "--out", "-o", help="the Parquet file to write"),
+    model: str = typer.Option(None, "--model", "-m", help="only this model spec"),
+    dataset: str = typer.Option(None, "--dataset", "-d", help="only this dataset"),
+    as_json: AsJson = False,
+) -> None:
+    """Write runs, per-case predictions or image embeddings (with case ids and labels) to Parquet."""
+    from pedclip.store.export import export_parquet
+
+    if not out.endswith(".parquet"):
+        raise PedclipError(f"--out {out!r} should name a .parquet file")
+    rows = export_parquet(state(ctx).store(create=False), what, out, model=model, dataset=dataset)
+    if as_json:
+        emit_json({"what": what, "out": out, "rows": rows})
+        return
+    typer.echo(f"{rows} {what} rows written to {out}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("search")(search)
+    app.command("case")(case)
+    app.command("export")(export)

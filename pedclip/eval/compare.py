@@ -56,9 +56,14 @@ def align(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     return merged
 
 
+def flip_direction(predicted_b, label) -> np.ndarray:
+    """For predictions that changed from A to B: "fixed" where B is right, "broken" where B is wrong."""
+    return np.where(np.asarray(predicted_b) == np.asarray(label), "fixed", "broken")
+
+
 def flipped_cases(merged: pd.DataFrame) -> pd.DataFrame:
     changed = merged[merged["predicted_a"] != merged["predicted_b"]].copy()
-    changed["now"] = np.where(changed["predicted_b"] == changed["label"], "fixed", "broken")
+    changed["now"] = flip_direction(changed["predicted_b"], changed["label"])
     return changed[FLIP_COLUMNS].sort_values(["now", "case_id"]).reset_index(drop=True)
 
 

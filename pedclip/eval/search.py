@@ -60,7 +60,7 @@ def report_query(store: Store, dataset: str, case_id: str) -> Query:
     found = cases_by_id(store, dataset, [case_id])
     if found.empty:
         raise PedclipError(
-            f"dataset {dataset!r} has no case {case_id!r}; list cases with `pedclip data cases`"
+            f"dataset {dataset!r} has no case {case_id!r}; check the id (case ids as `pedclip search` prints them)"
         )
     report = found["report"].iloc[0]
     if not isinstance(report, str) or not report.strip():
