@@ -52,13 +52,17 @@ class DemoConfig:
     finetune_lr: float = 3e-4
     finetune_weight_decay: float = 0.0
     protocols: tuple[str, ...] = ("sound", "paper")
+    runtime: str = (
+        "torch"  # what embeds the sites and encodes prompts (models/runtime.py); see bench/README.md
+    )
 
     @classmethod
-    def for_mode(cls, quick: bool, seed: int = 0) -> DemoConfig:
+    def for_mode(cls, quick: bool, seed: int = 0, runtime: str = "torch") -> DemoConfig:
         if quick:
             return cls(
                 quick=True,
                 seed=seed,
+                runtime=runtime,
                 n=120,
                 size=192,
                 pretrain_epochs=3,
@@ -68,7 +72,7 @@ class DemoConfig:
                 patience=2,
                 batch_size=32,
             )
-        return cls(seed=seed)
+        return cls(seed=seed, runtime=runtime)
 
     def recipe(self, model: str) -> dict:
         """What determines a pretrained demo model: reused only when this matches."""
@@ -189,9 +193,11 @@ def build_models(store: Store, data: DemoData, config: DemoConfig, say: Say) -> 
     }
 
 
-def embed_sites(store: Store, models: dict[str, str], data: DemoData, say: Say) -> None:
+def embed_sites(
+    store: Store, models: dict[str, str], data: DemoData, say: Say, runtime: str = "torch"
+) -> None:
     for spec in models.values():
-        encoder = load_encoder(spec, home=store.paths.home)
+        encoder = load_encoder(spec, home=store.paths.home, runtime=runtime)
         for dataset in (data.ucsd, data.ori):
             report = embed_dataset(store, encoder, dataset, EmbedConfig(batch_size=32))
             say(f"embedded {dataset} with {spec}: {report.embedded} new images")
@@ -237,13 +243,17 @@ def linear_probes(store: Store, models: dict[str, str], data: DemoData, say: Say
     return run_ids
 
 
-def write_outputs(store: Store, models: dict[str, str], data: DemoData, run_ids: list[str]):
+def write_outputs(
+    store: Store, models: dict[str, str], data: DemoData, run_ids: list[str], runtime: str = "torch"
+):
     from pedclip.eval.paper import PaperConfig, paper_tables, write_tables
     from pedclip.eval.report import write_report
 
     out = store.paths.reports / "demo"
     config = PaperConfig(ucsd=data.ucsd, ori=data.ori, clip=models["CLIP"], medclip=models["MedCLIP"])
-    result = paper_tables(store, config, lambda spec: load_encoder(spec, home=store.paths.home))
+    result = paper_tables(
+        store, config, lambda spec: load_encoder(spec, home=store.paths.home, runtime=runtime)
+    )
     tables = write_tables(result, out)
     report = write_report(
         store, [*result.run_ids, *run_ids], out / "report.html", "pedclip demo", result.tables
@@ -265,13 +275,13 @@ def run_demo(store: Store, config: DemoConfig, say: Say = print) -> DemoResult:
     lap("data")
     models = build_models(store, data, config, say)
     lap("pretrain")
-    embed_sites(store, models, data, say)
+    embed_sites(store, models, data, say, config.runtime)
     lap("embed")
     runs = finetune_and_transfer(store, models, data, config, say)
     lap("finetune")
     runs += linear_probes(store, models, data, say)
     lap("probe")
-    tables, report, all_runs = write_outputs(store, models, data, runs)
+    tables, report, all_runs = write_outputs(store, models, data, runs, config.runtime)
     lap("tables")
     seconds["total"] = round(sum(seconds.values()), 1)
     return DemoResult(store.paths.home, data, models, tables, report, all_runs, seconds)

@@ -18,7 +18,7 @@ from pedclip.errors import PedclipError
 
 RUNTIMES = ("auto", "torch", "onnx")
 ONNX_ONLY_DTYPES = ("int8",)  # ORT dynamic quantisation; torch has no runner for these here
-INSTALL_HINT = "pip install 'pedclip[onnx]' (or: pip install onnxruntime onnx)"
+INSTALL_HINT = "pip install onnxruntime onnx (pedclip's default dependencies; a trimmed install may lack them)"
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 Importer = Callable[[str], ModuleType]
