@@ -163,6 +163,8 @@ def bench_verdicts(home: Path, mnist: bool) -> None:
 
     store = Store.open(home)
     datasets = ["peds-a", "peds-b"]
+    for site in datasets:  # a no-op on the demo's own store; fills a fresh one holding only the demo models
+        ingest(store, home / "datasets" / "synth" / site / "manifest.csv", site, fmt="csv")
     if mnist:
         ingest(store, MNIST, "pneumoniamnist")
         datasets.append("pneumoniamnist")
