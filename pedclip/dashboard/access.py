@@ -82,6 +82,11 @@ def datasets_table(store: Store) -> pd.DataFrame:
     return store_cases.list_datasets(store)
 
 
+def class_names(store: Store, dataset: str) -> list[str]:
+    """The dataset's class names, index = label: the one source of what a label is called."""
+    return list(store_cases.get_dataset(store, dataset)["class_names"])
+
+
 def dataset_cases(store: Store, dataset: str) -> pd.DataFrame:
     return store_cases.cases_frame(store, dataset)
 
