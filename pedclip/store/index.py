@@ -1,4 +1,4 @@
-"""FAISS neighbour indexes per (model fingerprint, dataset), mapped to cases by their stable `uid`.
+"""FAISS neighbor indexes per (model fingerprint, dataset), mapped to cases by their stable `uid`.
 
 `indexes/<fingerprint>/<dataset>.faiss` holds an IndexIDMap over case uids (never row order): exact
 inner product (IndexFlatIP) up to `IndexConfig.exact_max` vectors, HNSW above. A sidecar
@@ -25,6 +25,7 @@ from pedclip.errors import PedclipError
 from pedclip.store.cases import cases_frame
 from pedclip.store.db import Store
 from pedclip.store.embeddings import case_vectors
+from pedclip.threads import thread_count
 
 LOOKUP_COLUMNS = ["uid", "case_id", "label", "split", "path", "member", "image_sha256"]
 
@@ -145,12 +146,8 @@ class NeighborIndex:
         # search itself on a busy 2-core machine, so single queries run on one thread.
         if len(queries) > 1:
             return self.index.search(queries, k)
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-        try:
+        with thread_count("faiss").limit(1):  # process-wide: set and restored once across sessions
             return self.index.search(queries, k)
-        finally:
-            faiss.omp_set_num_threads(threads)
 
 
 def _lookup(store: Store, dataset: str) -> dict[str, np.ndarray]:
@@ -240,7 +237,7 @@ def _build(
 
 
 def case_query(store: Store, fingerprint: str, dataset: str, case_id: str) -> tuple[int, np.ndarray]:
-    """(uid, vector) of one case, to query its neighbours; a clear error when absent or not embedded."""
+    """(uid, vector) of one case, to query its neighbors; a clear error when absent or not embedded."""
     with store.read() as con:
         row = con.execute(
             """SELECT c.uid, e.vector FROM cases c JOIN image_embeddings e
@@ -251,7 +248,8 @@ def case_query(store: Store, fingerprint: str, dataset: str, case_id: str) -> tu
     if row is None:
         raise PedclipError(
             f"case {case_id!r} of dataset {dataset!r} has no embedding for model {fingerprint}; "
-            "check the case id (`pedclip data cases`) or run `pedclip embed` first"
+            f"check the case id (the image's path under the dataset's root, or SPLIT:INDEX for an npz) or run"
+            f" `pedclip embed --model ... --dataset {dataset}` first"
         )
     return int(row[0]), np.asarray(row[1], dtype=np.float32)
 
@@ -265,6 +263,6 @@ def neighbors(
     exclude_uids: Sequence[int] = (),
     config: IndexConfig = IndexConfig(),
 ) -> pd.DataFrame:
-    """Neighbours of each query row among the dataset's embedded cases: query, rank, case_id, label,
+    """Neighbors of each query row among the dataset's embedded cases: query, rank, case_id, label,
     split, similarity (inner product), distance (1 - similarity), path, member, uid, image_sha256."""
     return ensure_index(store, fingerprint, dataset, config).search(queries, k, exclude_uids)
