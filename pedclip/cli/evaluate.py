@@ -24,7 +24,8 @@ prompts_app = typer.Typer(no_args_is_help=True, help="list and show prompt sets"
 def _encoder(ctx: typer.Context, model: str, weights: str | None, device: str):
     from pedclip.models import load_encoder
 
-    return load_encoder(model, weights=weights, device=device, home=state(ctx).home)
+    # Evaluation reads image vectors from the store and only encodes prompts: no image tower is built.
+    return load_encoder(model, weights=weights, device=device, home=state(ctx).home, towers="text")
 
 
 def _model_ref(ctx: typer.Context, store, model: str, weights: str | None, device: str):

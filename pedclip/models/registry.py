@@ -35,6 +35,9 @@ class LoadOptions:
     dtype: str = "fp32"  # fp32 | bf16 (bf16 casts the weights; no autocast)
     home: Path | None = None
     seed: int = 0  # only for untrained (random) weights
+    towers: str = (
+        "both"  # both | text: "text" builds and loads no image tower where the family can (text_only.py)
+    )
 
 
 Loader = Callable[[ModelSpec, LoadOptions], "Encoder"]
@@ -90,9 +93,16 @@ def load_encoder(
     dtype: str = "fp32",
     home: str | Path | None = None,
     seed: int = 0,
+    towers: str = "both",
 ) -> Encoder:
-    """Build the `Encoder` a spec names (see `pedclip models list`), in eval mode on `device`."""
+    """Build the `Encoder` a spec names (see `pedclip models list`), in eval mode on `device`. With
+    towers="text" only the text tower is built where the family allows (encode_images then refuses)."""
+    from dataclasses import replace
+
+    from pedclip.models.text_only import check_towers
+
     parsed, options = _checked(spec, weights, device, dtype, home, seed)
+    options = replace(options, towers=check_towers(towers))
     return family_loader(parsed.family).loader(parsed, options)
 
 

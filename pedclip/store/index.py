@@ -289,6 +289,19 @@ def case_query(store: Store, fingerprint: str, dataset: str, case_id: str) -> tu
     return int(row[0]), matrix.take(np.array([row[1]]))[0]
 
 
+def served_by(info: dict) -> str:
+    """One line naming the index that served a query and its recall measured at build (CLI, dashboard)."""
+    recall = info.get("recall_at_10")
+    measured = (
+        "exact"
+        if info.get("kind") == "flat"
+        else f"recall@10 {recall:.3f} measured at build on {info.get('recall_queries')} held-out cases"
+        if recall is not None
+        else "recall not measured"
+    )
+    return f"served by {info.get('kind')} index over {info.get('vectors')} vectors ({measured})"
+
+
 def neighbors(
     store: Store,
     fingerprint: str,
