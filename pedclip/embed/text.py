@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -44,3 +46,39 @@ def _encode_in_context(encoder: Encoder, missing: list[str], group: list[str]) -
     vectors = encoder.encode_texts(group)  # MedCLIP: encode the group exactly as it will be used
     position = {text: i for i, text in enumerate(group)}
     return vectors[[position[text] for text in missing]]
+
+
+@dataclass(frozen=True)
+class CachedPrompts:
+    """The text side of an encoder when every prompt it will be asked for is in the store's text cache:
+    fingerprint, spec, learned logit scale and those vectors, with no model built or imported. Only for
+    families whose prompt vectors do not depend on the group (CLIP: `text_context` is '')."""
+
+    spec: str
+    fingerprint: str
+    family: str
+    logit_scale: float
+    vectors: dict
+
+    def text_context(self, texts: Sequence[str]) -> str:
+        return ""
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([self.vectors[t] for t in texts])
+
+
+def cached_prompts(store: Store, spec: str, fingerprint: str, texts: Sequence[str]) -> CachedPrompts | None:
+    """A `CachedPrompts` when the model is registered with its logit scale, is a CLIP-family model, and
+    every text is cached for it; else None (load the text tower)."""
+    from pedclip.store.embeddings import models_frame
+
+    models = models_frame(store)
+    row = models[models["fingerprint"] == fingerprint]
+    if row.empty or row.iloc[0]["family"] != "openclip":
+        return None
+    scale = json.loads(row.iloc[0]["config"] or "{}").get("logit_scale")
+    texts = list(dict.fromkeys(texts))
+    found = text_vectors(store, fingerprint, texts)
+    if scale is None or len(found) != len(texts):
+        return None
+    return CachedPrompts(spec, fingerprint, "openclip", float(scale), found)

@@ -265,7 +265,8 @@ class Encoder:
             "weights": self.weights_id,
             "untrained": self.untrained,
             "parent_fingerprint": self.parent_fingerprint,
-            "config": {"arch": self.arch},
+            # logit_scale: so a rescore whose prompts are all cached needs no model (embed/text.py)
+            "config": {"arch": self.arch, "logit_scale": self.logit_scale},
         }
 
 

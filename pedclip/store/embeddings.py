@@ -37,8 +37,12 @@ def register_model(store: Store, info: dict) -> None:
     with store.write() as con:
         con.execute(
             f"INSERT INTO models ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-            "ON CONFLICT (fingerprint) DO UPDATE SET spec = excluded.spec "
-            "WHERE models.spec LIKE 'local:%' AND excluded.spec NOT LIKE 'local:%'",
+            "ON CONFLICT (fingerprint) DO UPDATE SET "
+            "spec = CASE WHEN models.spec LIKE 'local:%' AND excluded.spec NOT LIKE 'local:%' "
+            "THEN excluded.spec ELSE models.spec END, "
+            # rows registered before the config carried the logit scale gain it
+            "config = CASE WHEN json_extract(models.config, '$.logit_scale') IS NULL "
+            "THEN excluded.config ELSE models.config END",
             values,
         )
 
