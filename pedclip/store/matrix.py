@@ -101,8 +101,16 @@ def listing_digest(con, fingerprint: str, prefix_rows: int) -> tuple[int, str, s
 
 
 def _store_listing(store: Store, fingerprint: str, prefix_rows: int) -> tuple[int, str, str]:
+    import duckdb
+
     with store.read() as con:
-        return listing_digest(con, fingerprint, prefix_rows)
+        try:
+            return listing_digest(con, fingerprint, prefix_rows)
+        except duckdb.CatalogException as exc:  # a reader that never migrates (the dashboard) on an old store
+            raise PedclipError(
+                f"the store at {store.paths.db} predates the vector matrix (schema < 3); run any pedclip "
+                "command on it once (e.g. `pedclip data list`) to migrate it"
+            ) from exc
 
 
 def _paths(folder: Path, dtype: str) -> tuple[Path, Path, Path]:

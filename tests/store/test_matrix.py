@@ -126,3 +126,13 @@ def test_kill_9_while_writing_leaves_a_state_that_is_repaired(home: Path, delay_
     store = Store.open(home)
     assert _assert_matrix_equals_store(store) in {"loaded", "appended", "repaired"}
     assert open_matrix(store, FP).rows >= 150
+
+
+def test_an_unmigrated_store_read_without_migrating_names_the_fix(store: Store) -> None:
+    from pedclip.errors import PedclipError
+
+    put_image_embeddings(store, FP, [_sha(0)], _vectors(1, 8))
+    with store.write() as con:  # as a store from before the matrix, opened by a reader that never migrates
+        con.execute("DROP TABLE vector_rows")
+    with pytest.raises(PedclipError, match="pedclip data list"):
+        open_matrix(Store(store.paths), FP)
