@@ -135,7 +135,11 @@ def _rescore(store) -> None:
         return m, f
 
     seconds, _ = _median_s(load_for_scoring, reps=3)
-    _say(f"load for scoring: matrix + case rows, {matrix.rows} (no vector copied)", f"{seconds:.2f} s", "< 0.3 s warm")
+    _say(
+        f"load for scoring: matrix + case rows, {matrix.rows} (no vector copied)",
+        f"{seconds:.2f} s",
+        "< 0.3 s warm",
+    )
 
     def rescore():
         m, f = load_for_scoring()
