@@ -19,6 +19,7 @@ T = TypeVar("T")
 class State:
     home: str | None
     debug: bool
+    trust_torchscript: bool = False  # --trust-torchscript: load any TorchScript weights file (it runs code)
 
     def store(self, create: bool = True) -> Store:
         return Store.open(self.home, create=create)
@@ -46,6 +47,7 @@ def load_model(
         home=state(ctx).home,
         runtime=runtime,
         towers=towers,
+        trust_torchscript=state(ctx).trust_torchscript,
     )
 
 

@@ -88,6 +88,12 @@ def embed(
     )
     for failure in report.failures:
         typer.echo(f"skipped {', '.join(failure.case_ids)}: {failure.reason}", err=True)
+    if report.changed:
+        typer.echo(
+            f"{report.changed} image(s) of {dataset} changed since ingest and were skipped: run `pedclip data"
+            " ingest ...` again for this dataset, then embed",
+            err=True,
+        )
 
 
 class _ProgressBar:
@@ -156,7 +162,7 @@ def neighbors_command(
     dataset: Dataset,
     case: str = typer.Option(None, "--case", help="case id of the dataset to start from"),
     image: Path = typer.Option(None, "--image", help="an image file not in the store"),
-    k: int = typer.Option(10, "-k", help="how many neighbours"),
+    k: int = typer.Option(10, "-k", help="how many neighbors"),
     weights: Weights = None,
     device: Device = "cpu",
     dtype: Dtype = "fp32",
@@ -200,7 +206,7 @@ def neighbors_command(
         return
     from pedclip.store.index import served_by
 
-    print_table(rows, title=f"neighbours in {dataset} of {case or image}")
+    print_table(rows, title=f"neighbors in {dataset} of {case or image}")
     typer.echo(served_by(served))
 
 

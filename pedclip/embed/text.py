@@ -1,8 +1,14 @@
-"""Prompt embeddings, cached by (fingerprint, text): only texts never seen by this model are encoded."""
+"""Prompt embeddings, cached by (fingerprint, text, encoding context): only texts never seen are encoded.
+
+Two caches, one key (`cache_key`) and one way to encode a group (`_encode_in_context`): the store's
+`text_embeddings` table (`embed_texts`), and `TextVectorCache`, an in-memory cache owned by whoever runs
+interactive rescoring (a `Workspace`), whose vectors are written to the store only when asked (`persist`).
+"""
 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,6 +54,46 @@ def _encode_in_context(encoder: Encoder, missing: list[str], group: list[str]) -
     return vectors[[position[text] for text in missing]]
 
 
+class TextVectorCache:
+    """(fingerprint, cache key) -> unit vector in memory: a prompt is encoded once per owner.
+
+    Trial prompts stay here (an hour in the prompt lab should not fill the store); `persist` writes the
+    vectors of chosen texts to the store's cache without encoding them again.
+    """
+
+    def __init__(self, size: int = 4096):
+        self.size = size
+        self._items: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+
+    def vectors(self, encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), d) vectors of `texts` encoded as one group, encoding only what is not cached."""
+        texts = list(texts)
+        keys = self._keys(encoder, texts)
+        missing = [k for k in dict.fromkeys(keys) if k not in self._items]
+        if missing:
+            by_key = dict(zip(keys, texts, strict=True))
+            vectors = _encode_in_context(encoder, [by_key[k] for k in missing], texts)
+            self._items.update(zip(missing, vectors, strict=True))
+        out = np.stack([self._items[k] for k in keys])
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return out
+
+    def persist(self, store: Store, encoder: Encoder, texts: Sequence[str]) -> None:
+        """Write the vectors of `texts` (one group, as encoded by `vectors`) to the store's text cache."""
+        texts = list(texts)
+        vectors = self.vectors(encoder, texts)  # cached: no encoding unless evicted meanwhile
+        keys = [k[1] for k in self._keys(encoder, texts)]
+        unique = dict(zip(keys, vectors, strict=True))
+        register_model(store, encoder.describe())
+        put_text_embeddings(store, encoder.fingerprint, list(unique), np.stack(list(unique.values())))
+
+    @staticmethod
+    def _keys(encoder: Encoder, texts: list[str]) -> list[tuple[str, str]]:
+        context = encoder.text_context(texts)
+        return [(encoder.fingerprint, cache_key(t, context)) for t in texts]
+
+
 @dataclass(frozen=True)
 class CachedPrompts:
     """The text side of an encoder when every prompt it will be asked for is in the store's text cache:
@@ -59,6 +105,10 @@ class CachedPrompts:
     family: str
     logit_scale: float
     vectors: dict
+    model_row: dict  # the `models` row, so saving a run registers the model as the encoder would
+
+    def describe(self) -> dict:
+        return dict(self.model_row)
 
     def text_context(self, texts: Sequence[str]) -> str:
         return ""
@@ -81,4 +131,4 @@ def cached_prompts(store: Store, spec: str, fingerprint: str, texts: Sequence[st
     found = text_vectors(store, fingerprint, texts)
     if scale is None or len(found) != len(texts):
         return None
-    return CachedPrompts(spec, fingerprint, "openclip", float(scale), found)
+    return CachedPrompts(spec, fingerprint, "openclip", float(scale), found, row.iloc[0].to_dict())

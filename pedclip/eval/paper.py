@@ -1,7 +1,7 @@
 """The study's Tables 1-4: published numbers, the `paper` protocol and the `sound` protocol side by side.
 
 Table 1 counts cases. Table 2 runs zero-shot now (from cached embeddings). Tables 3 and 4 are read from
-the store's `finetune` and `transfer` runs (written by `pedclip train`) of models whose parent is the
+the store's `finetune` and `transfer` runs (written by `pedclip finetune` and `pedclip transfer`) of models whose parent is the
 given CLIP / MedCLIP; a cell without such a run says "not run". For Table 4's paper-protocol MedCLIP
 rows the study's checkpoint bug is reproduced when possible (audit section 1: both rows used the
 UCSD-fine-tuned model, scored with the 12 COVID prompts and the prompt-count search, pooled splits).
@@ -23,7 +23,7 @@ from pedclip.eval.prompts import load_prompt_set
 from pedclip.eval.zeroshot import ZeroShotConfig, zeroshot_eval
 from pedclip.store import Store
 from pedclip.store.cases import cases_frame
-from pedclip.store.runs import get_run, runs_frame
+from pedclip.store.runs import finished_runs
 
 METHODS = ("CLIP", "MedCLIP")
 SITES = ("ORI", "UCSD")  # the paper's row order
@@ -252,9 +252,7 @@ def lineage_runs(store: Store, kind: str, parent_fingerprint: str | None) -> lis
     """Finished runs of `kind` whose model's parent is `parent_fingerprint`, newest first."""
     if parent_fingerprint is None:
         return []
-    frame = runs_frame(store, kinds=[kind])
-    runs = [get_run(store, r) for r, s in zip(frame["run_id"], frame["status"], strict=True) if s == "done"]
-    return [r for r in runs if r["config"].get("parent_fingerprint") == parent_fingerprint]
+    return finished_runs(store, kind, parent_fingerprint)
 
 
 def _pick(runs: list[dict], protocol: str, train: str | None, evaluate: str | None) -> dict | None:

@@ -1,4 +1,4 @@
-"""FAISS neighbour indexes per (model fingerprint, dataset), mapped to cases by their stable `uid`.
+"""FAISS neighbor indexes per (model fingerprint, dataset), mapped to cases by their stable `uid`.
 
 `indexes/<fingerprint>/<dataset>.faiss` holds an IndexIDMap over case uids (never row order) of the kind
 `IndexConfig` chooses by size (store/ann.py: exact, HNSW, IVF-PQ). A sidecar `<dataset>.json` records the
@@ -38,6 +38,7 @@ from pedclip.store.embeddings import case_rows
 from pedclip.store.matrix import VectorMatrix, open_matrix
 
 __all__ = ["IndexConfig", "NeighborIndex", "case_query", "ensure_index", "index_path", "neighbors"]
+from pedclip.threads import thread_count
 
 LOOKUP_COLUMNS = ["uid", "case_id", "label", "split", "path", "member", "image_sha256"]
 
@@ -171,12 +172,8 @@ class NeighborIndex:
         # search itself on a busy 2-core machine, so single queries run on one thread.
         if len(queries) > 1:
             return self.index.search(queries, k)
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-        try:
+        with thread_count("faiss").limit(1):  # process-wide: set and restored once across sessions
             return self.index.search(queries, k)
-        finally:
-            faiss.omp_set_num_threads(threads)
 
 
 def _lookup(store: Store, dataset: str) -> dict[str, np.ndarray]:
@@ -272,7 +269,7 @@ def _build(kind: str, params: dict, listing: Listing, matrix: VectorMatrix, conf
 
 
 def case_query(store: Store, fingerprint: str, dataset: str, case_id: str) -> tuple[int, np.ndarray]:
-    """(uid, vector) of one case, to query its neighbours; a clear error when absent or not embedded."""
+    """(uid, vector) of one case, to query its neighbors; a clear error when absent or not embedded."""
     matrix = open_matrix(store, fingerprint)
     with store.read() as con:
         row = con.execute(
@@ -284,7 +281,8 @@ def case_query(store: Store, fingerprint: str, dataset: str, case_id: str) -> tu
     if row is None:
         raise PedclipError(
             f"case {case_id!r} of dataset {dataset!r} has no embedding for model {fingerprint}; "
-            "check the case id (`pedclip data cases`) or run `pedclip embed` first"
+            f"check the case id (the image's path under the dataset's root, or SPLIT:INDEX for an npz) or run"
+            f" `pedclip embed --model ... --dataset {dataset}` first"
         )
     return int(row[0]), matrix.take(np.array([row[1]]))[0]
 
@@ -311,7 +309,7 @@ def neighbors(
     exclude_uids: Sequence[int] = (),
     config: IndexConfig = IndexConfig(),
 ) -> pd.DataFrame:
-    """Neighbours of each query row among the dataset's embedded cases: query, rank, case_id, label,
+    """Neighbors of each query row among the dataset's embedded cases: query, rank, case_id, label,
     split, similarity (inner product), distance (1 - similarity), path, member, uid, image_sha256.
     `frame.attrs["index"]` says which index served them and its measured recall."""
     index = ensure_index(store, fingerprint, dataset, config)

@@ -11,9 +11,9 @@ import re
 from dataclasses import asdict, dataclass, replace
 
 from pedclip.errors import PedclipError
+from pedclip.eval.protocols import PROTOCOLS
 from pedclip.train.losses import LOSSES
 
-PROTOCOLS = ("sound", "paper")
 TEXTS = ("prompts", "reports")
 OPTIMIZERS = ("adam", "adamw")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -55,6 +55,7 @@ class FinetuneConfig:
     reembed: tuple[str, ...] = ()  # datasets to embed with the result besides the training dataset
     embed: bool = True  # embed the training and --reembed datasets with the fine-tuned model
     embed_workers: int | None = None  # decoding processes for that embedding (None: half the cores; 0: none)
+    trust_torchscript: bool = False  # load --weights even if it is a TorchScript file that is not OpenAI's
 
     def __post_init__(self) -> None:
         if self.loss is not None:
