@@ -1,4 +1,4 @@
-"""`pedclip paper`, `pedclip report` and `pedclip runs list|show|compare` (registered by cli/evaluate.py)."""
+"""`pedclip paper`, `pedclip report`, `pedclip compare` and `pedclip runs list|show` (registered by cli/evaluate.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import typer
 
 from pedclip.cli.common import emit_json, print_table, state
 
-runs_app = typer.Typer(no_args_is_help=True, help="list, show and compare evaluation runs")
+runs_app = typer.Typer(no_args_is_help=True, help="list and show evaluation runs")
 
 
 def paper(
@@ -121,21 +121,59 @@ def runs_show(
         print_table(rows, title=f"by {by}")
 
 
-@runs_app.command("compare")
-def runs_compare(
+def compare(
     ctx: typer.Context,
-    run_a: str = typer.Argument(..., help="baseline run"),
-    run_b: str = typer.Argument(..., help="run compared with it"),
-    max_flips: int = typer.Option(20, "--max-flips", help="flipped cases to list"),
+    run_a: str = typer.Argument(..., help="run A (id or unique prefix)"),
+    run_b: str = typer.Argument(..., help="run B, scored on the same dataset and split"),
+    resamples: int = typer.Option(1000, "--resamples", help="bootstrap resamples for the paired CIs"),
+    seed: int = typer.Option(0, "--seed", help="bootstrap seed (the CI is reproducible by it)"),
+    max_flips: int = typer.Option(20, "--max-flips", help="cases decided differently to list"),
     as_json: bool = typer.Option(False, "--json", help="print as JSON"),
 ) -> None:
-    """B minus A on their common cases: metric deltas with paired bootstrap CIs, and flipped cases."""
-    from pedclip.cli.evaluate import _print_comparison
-    from pedclip.eval.runs import compare_runs
+    """A minus B on the cases both scored: AUROC difference with a paired bootstrap CI (patients resampled),
+    DeLong's test, sensitivity and specificity at each run's own threshold with McNemar's exact test."""
+    from pedclip.eval.bootstrap import BootstrapConfig
+    from pedclip.eval.paired_runs import paired_runs
 
-    doc = compare_runs(state(ctx).store(create=False), run_a, run_b)
-    doc["flipped"] = doc["flipped"][:max_flips]
+    config = BootstrapConfig(n_resamples=resamples, seed=seed)
+    doc = paired_runs(state(ctx).store(create=False), run_a, run_b, config).as_dict(max_flips)
     if as_json:
         emit_json(doc)
         return
-    _print_comparison(doc, f"{doc['b']['run_id']} vs {doc['a']['run_id']}")
+    _print_paired(doc)
+
+
+def _fmt(value, signed: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+def _print_paired(doc: dict) -> None:
+    lo, hi = doc["ci"]
+    typer.echo(
+        f"A = {doc['a']['run_id']} ({doc['a']['model']}), B = {doc['b']['run_id']} ({doc['b']['model']})"
+    )
+    typer.echo(
+        f"{doc['n']} cases both scored ({doc['n_positive']} positive) on {doc['a']['eval_dataset']}:"
+        f"{doc['a']['split']}; dropped {doc['dropped']}; CIs resample {doc['resampled']}s"
+    )
+    rows = [
+        {"": "AUROC", "A": _fmt(doc["auroc_a"]), "B": _fmt(doc["auroc_b"]), "A - B": _fmt(doc["delta_auroc"], True),
+         "paired 95% CI": f"{_fmt(lo, True)} to {_fmt(hi, True)}",
+         "test": f"DeLong z {_fmt(doc['delong_z'])}, p {_fmt(doc['delong_p'])}"},
+    ]  # fmt: skip
+    for name in ("sensitivity", "specificity"):
+        d = doc[name]
+        rows.append(
+            {"": name, "A": _fmt(d["a"]), "B": _fmt(d["b"]), "A - B": _fmt(d["delta"], True),
+             "paired 95% CI": f"{_fmt(d['ci'][0], True)} to {_fmt(d['ci'][1], True)}",
+             "test": f"McNemar exact p {_fmt(d['mcnemar_p'])} ({d['a_right_b_wrong']} vs {d['a_wrong_b_right']})"}
+        )  # fmt: skip
+    print_table(rows, title="paired comparison (each run at its own threshold)")
+    typer.echo(
+        f"accuracy: McNemar exact p {_fmt(doc['mcnemar_p'])}; {doc['n_flipped']} cases decided differently: "
+        f"{doc['n_a_right']} A right, {doc['n_b_right']} B right"
+    )
+    for note in doc["notes"]:
+        typer.echo(f"note: {note}")

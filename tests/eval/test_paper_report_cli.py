@@ -132,8 +132,9 @@ def test_cli_zeroshot_rescore_runs(sites, home, capsys):
     assert {r["run_id"] for r in listed} == {zs["run_id"], rs["run_id"]}
     shown = _cli(capsys, home, "runs", "show", zs["run_id"], "--by", "site")
     assert [s["group"] for s in shown["slices"]] == ["A", "B"]
-    compared = _cli(capsys, home, "runs", "compare", zs["run_id"], rs["run_id"])
-    assert compared["n_flipped"] == compared["n_fixed"] + compared["n_broken"]
+    compared = _cli(capsys, home, "compare", zs["run_id"], rs["run_id"], "--resamples", "50")
+    assert compared["n_flipped"] == compared["n_a_right"] + compared["n_b_right"]
+    assert compared["n"] == zs["config"]["n"] and set(compared["dropped"].values()) == {0}
     probe = _cli(
         capsys, home, "probe", "--model", TINY, "--train", "ucsd", "--eval", "ori", "--resamples", "0"
     )
