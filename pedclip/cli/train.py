@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from pedclip.cli.common import emit_json, print_table, state
+from pedclip.errors import PedclipError
 
 MODEL_HELP = "model spec to start from, e.g. openclip:ViT-B-32-quickgelu/openai or demo:clip"
 LOSS_HELP = (
@@ -17,6 +18,22 @@ WD_HELP = "weight decay (default: the study's per family and dataset)"
 PROTOCOL_HELP = "sound: select on val AUROC, 'pneumonia' prompts | paper: select on val loss, 'covid' prompts"
 WORKERS_HELP = "image-decoding processes for embedding with the result (default half the cores; 0 none)"
 REEMBED_HELP = "also embed this dataset with the fine-tuned model (repeatable)"
+SEEDS_HELP = "one run per training seed, e.g. 0,1,2, linked by a group id (overrides --seed)"
+
+
+def parse_seeds(text: str | None) -> tuple[int, ...] | None:
+    """ "0,1,2" -> (0, 1, 2); None when not given; one-line error otherwise."""
+    if text is None:
+        return None
+    try:
+        seeds = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise PedclipError(
+            f"--seeds {text!r} is not a comma-separated list of integers, e.g. 0,1,2"
+        ) from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise PedclipError(f"--seeds {text!r} needs distinct integers, e.g. 0,1,2")
+    return seeds
 
 
 def _epoch_printer(show: bool):
@@ -66,12 +83,12 @@ def finetune_command(
     device: str = typer.Option(None, "--device", help="torch device (default cuda when available)"),
     precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16"),
     seed: int = typer.Option(0, "--seed"),
+    seeds: str = typer.Option(None, "--seeds", help=SEEDS_HELP),
     reembed: list[str] = typer.Option(None, "--reembed", help=REEMBED_HELP),
     workers: int = typer.Option(None, "--workers", help=WORKERS_HELP),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON document"),
 ) -> None:
     """Fine-tune both towers contrastively; save, register and embed the best checkpoint as local:DIR."""
-    from pedclip.train.finetune import finetune
 
     config = _config(
         model=model,
@@ -94,25 +111,37 @@ def finetune_command(
         reembed=reembed,
         embed_workers=workers,
     )
-    result = finetune(state(ctx).store(create=False), config, progress=_epoch_printer(not as_json))
+    store = state(ctx).store(create=False)
+    chosen = parse_seeds(seeds)
+    results = _run_finetunes(store, config, chosen, not as_json)
     if as_json:
-        emit_json(result.as_dict())
+        docs = [r.as_dict() for r in results]
+        emit_json(docs[0] if chosen is None else {"runs": docs})
         return
-    auroc = result.test.get("auroc", {}).get("value")
-    print_table(
-        [
-            {
-                "run": result.run_id,
-                "stopped": result.stopped,
-                "best epoch": result.best.get("epoch"),
-                "val AUROC": result.best.get("val_auroc"),
-                "val loss": result.best.get("val_loss"),
-                "test AUROC": auroc,
-            }
-        ],
-        title=f"fine-tuned {model} on {dataset}",
-    )
-    typer.echo(f"model: {result.spec}")
+    rows = [
+        {
+            "run": r.run_id,
+            "seed": r.config["seed"],
+            "stopped": r.stopped,
+            "best epoch": r.best.get("epoch"),
+            "val AUROC": r.best.get("val_auroc"),
+            "val loss": r.best.get("val_loss"),
+            "test AUROC": r.test.get("auroc", {}).get("value"),
+        }
+        for r in results
+    ]
+    print_table(rows, title=f"fine-tuned {model} on {dataset}")
+    for r in results:
+        typer.echo(f"model: {r.spec}")
+
+
+def _run_finetunes(store, config, seeds, show: bool) -> list:
+    from pedclip.train.finetune import finetune
+    from pedclip.train.seeds import finetune_seeds
+
+    if seeds is None:
+        return [finetune(store, config, progress=_epoch_printer(show))]
+    return finetune_seeds(store, config, seeds, progress=_epoch_printer(show))
 
 
 def transfer_command(
@@ -134,10 +163,12 @@ def transfer_command(
     protocol: str = typer.Option("sound", "--protocol", help=PROTOCOL_HELP),
     device: str = typer.Option(None, "--device", help="torch device (default cuda when available)"),
     seed: int = typer.Option(0, "--seed"),
+    seeds: str = typer.Option(None, "--seeds", help=SEEDS_HELP),
     workers: int = typer.Option(None, "--workers", help=WORKERS_HELP),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON document"),
 ) -> None:
     """Fine-tune on --from, evaluate zero-shot on --to with the fine-tuning prompts (Table 4)."""
+    from pedclip.train.seeds import transfer_seeds
     from pedclip.train.transfer import transfer
 
     config = _config(
@@ -157,20 +188,20 @@ def transfer_command(
         seed=seed,
         embed_workers=workers,
     )
-    result = transfer(
-        state(ctx).store(create=False),
-        config,
-        to_dataset,
-        both=both,
-        reuse=not retrain,
-        progress=_epoch_printer(not as_json),
-    )
+    store, chosen, show = state(ctx).store(create=False), parse_seeds(seeds), _epoch_printer(not as_json)
+    if chosen is None:
+        result = transfer(store, config, to_dataset, both=both, reuse=not retrain, progress=show)
+    else:
+        result = transfer_seeds(
+            store, config, to_dataset, chosen, both=both, reuse=not retrain, progress=show
+        )
     if as_json:
         emit_json(result.as_dict())
         return
     rows = [
         {
             "run": r["run_id"],
+            "seed": r["seed"],
             "from": r["from"],
             "to": r["to"],
             "split": r["split"],

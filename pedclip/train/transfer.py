@@ -60,13 +60,13 @@ def find_finetune(store: Store, config: FinetuneConfig) -> dict | None:
 
 
 def finetuned_spec(
-    store: Store, config: FinetuneConfig, reuse: bool, progress: Progress | None
+    store: Store, config: FinetuneConfig, reuse: bool, progress: Progress | None, tags: dict | None = None
 ) -> tuple[str, str]:
     """(local: spec, fine-tuning run id) of a model fine-tuned with `config`, trained now unless reusable."""
     found = find_finetune(store, config) if reuse else None
     if found is not None:
         return f"local:{found['config']['checkpoint']}", found["run_id"]
-    result = finetune(store, config, progress=progress)
+    result = finetune(store, config, progress=progress, tags=tags)
     if result.stopped == "interrupted":
         raise KeyboardInterrupt
     return result.spec, result.run_id
@@ -78,17 +78,20 @@ def transfer_one(
     to_dataset: str,
     reuse: bool = True,
     progress: Progress | None = None,
+    tags: dict | None = None,
 ) -> dict:
-    """Fine-tune on `config.dataset`, evaluate on `to_dataset` (protocol's splits), save a "transfer" run."""
+    """Fine-tune on `config.dataset`, evaluate on `to_dataset` (protocol's splits), save a "transfer" run;
+    `tags` (seed group ...) go into both runs' configs."""
     if to_dataset == config.dataset:
         raise PedclipError(f"--from and --to are both {to_dataset!r}; transfer needs two different datasets")
-    spec, finetune_run = finetuned_spec(store, config, reuse, progress)
+    spec, finetune_run = finetuned_spec(store, config, reuse, progress, tags)
     child = load_encoder(spec, device=config.device or "cpu", home=store.paths.home)
     embed_with(store, child, (to_dataset,), EmbedConfig(workers=config.embed_workers))
     result = evaluate_finetuned(store, child, config, dataset=to_dataset, kind="transfer", split=None)
     result.run["run_id"] = new_run_id("transfer")
     result.run["train_dataset"] = config.dataset
     result.run["config"] = {
+        **(tags or {}),
         **result.run["config"],
         "train_dataset": config.dataset,
         "eval_dataset": to_dataset,
@@ -104,6 +107,7 @@ def transfer_one(
         "model": spec,
         "finetune_run": finetune_run,
         "split": result.run["split"],
+        "seed": config.seed,
         "metrics": result.run["metrics"],
     }
 
@@ -115,11 +119,12 @@ def transfer(
     both: bool = False,
     reuse: bool = True,
     progress: Progress | None = None,
+    tags: dict | None = None,
 ) -> TransferResult:
     """A -> B (config.dataset -> to_dataset), and B -> A with B's own fine-tuned model when `both`."""
     get_dataset(store, to_dataset)
-    result = TransferResult([transfer_one(store, config, to_dataset, reuse, progress)])
+    result = TransferResult([transfer_one(store, config, to_dataset, reuse, progress, tags)])
     if both:
         reverse = replace(config, dataset=to_dataset, reembed=())
-        result.runs.append(transfer_one(store, reverse, config.dataset, reuse, progress))
+        result.runs.append(transfer_one(store, reverse, config.dataset, reuse, progress, tags))
     return result

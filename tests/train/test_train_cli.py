@@ -53,3 +53,29 @@ def test_bad_flag_value_is_one_line_error(capsys, home, store, site):
     code = main(["--home", str(home), "finetune", "--dataset", site, "--trainable", "some", *FAST])
     assert code == 1
     assert "--trainable 'some' is not valid" in capsys.readouterr().err
+
+
+def test_seeds_make_distinct_runs_in_one_group(capsys, home, store, site, tmp_path):
+    result = run_json(capsys, home, "finetune", "--dataset", site, "--seeds", "0,1", *FAST)
+    runs = [get_run(store, r["run_id"]) for r in result["runs"]]
+    assert [r["config"]["resolved"]["seed"] for r in runs] == [0, 1]
+    assert len({r["run_id"] for r in runs}) == 2
+    assert len({r["fingerprint"] for r in runs}) == 2  # different seeds, different trained weights
+    groups = {r["config"]["group"]["id"] for r in runs}
+    assert len(groups) == 1 and runs[0]["config"]["group"]["seeds"] == [0, 1]
+
+    add_dataset(store, tmp_path / "site-b", "site-b", seed=2)
+    moved = run_json(capsys, home, "transfer", "--from", site, "--to", "site-b", "--seeds", "0,1", *FAST)
+    transfers = [get_run(store, r["run_id"]) for r in moved["runs"]]
+    assert [r["seed"] for r in moved["runs"]] == [0, 1]
+    assert len({r["config"]["group"]["id"] for r in transfers}) == 1
+    assert {r["config"]["finetune_run"] for r in transfers} == {
+        r["run_id"] for r in runs
+    }  # same seeds reused
+
+
+def test_bad_seeds_are_one_line_errors(capsys, home, store, site):
+    for bad in ("0,x", "1,1"):
+        code = main(["--home", str(home), "finetune", "--dataset", site, "--seeds", bad, *FAST])
+        err = capsys.readouterr().err
+        assert code == 1 and f"--seeds '{bad}'" in err and len(err.strip().splitlines()) == 1
