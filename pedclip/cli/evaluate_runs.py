@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from pedclip.cli.common import emit_json, print_table, state
+from pedclip.errors import PedclipError
 
 runs_app = typer.Typer(no_args_is_help=True, help="list and show evaluation runs")
 
@@ -22,17 +23,36 @@ def paper(
     ),
     resamples: int = typer.Option(1000, "--resamples", help="bootstrap resamples for CIs (0: none)"),
     device: str = typer.Option("cpu", "--device", help="torch device (only prompts are encoded)"),
+    seeds: str = typer.Option(
+        None, "--seeds", help="training seeds to take for Tables 3-5, e.g. 0,1,2 (default: all)"
+    ),
+    recipe: list[str] = typer.Option(
+        None,
+        "--recipe",
+        help="only fine-tuning runs whose resolved config has KEY=VALUE, e.g. lr=3e-4 (repeatable)",
+    ),
+    loss: str = typer.Option(None, "--loss", help="loss of the sound cells (default: the protocol's)"),
     as_json: bool = typer.Option(False, "--json", help="print the tables as JSON"),
 ) -> None:
-    """The study's Tables 1-4: published numbers, `paper` protocol and `sound` protocol side by side."""
+    """The study's Tables 1-4 (published numbers, `paper` and `sound` protocols side by side) and Table 5,
+    CLIP vs MedCLIP head to head; fine-tuning runs are chosen by their recorded config, never by age."""
     from pedclip.eval.bootstrap import BootstrapConfig
     from pedclip.eval.paper import PaperConfig, paper_tables, write_tables
     from pedclip.eval.report import write_report
     from pedclip.models import load_encoder
 
     store = state(ctx).store(create=False)
+    from pedclip.cli.train import parse_seeds
+
     config = PaperConfig(
-        ucsd=ucsd, ori=ori, clip=clip, medclip=medclip, bootstrap=BootstrapConfig(n_resamples=resamples)
+        ucsd=ucsd,
+        ori=ori,
+        clip=clip,
+        medclip=medclip,
+        bootstrap=BootstrapConfig(n_resamples=resamples),
+        seeds=parse_seeds(seeds),
+        recipe=parse_recipe(recipe),
+        loss=loss,
     )
     result = paper_tables(store, config, lambda spec: load_encoder(spec, device=device, home=state(ctx).home))
     folder = Path(out) if out else store.paths.reports / "paper"
@@ -46,6 +66,23 @@ def paper(
         return
     typer.echo(result.markdown())
     typer.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+def parse_recipe(items: list[str] | None) -> tuple[tuple[str, object], ...]:
+    """["lr=3e-4", "loss=clip"] -> (("lr", 0.0003), ("loss", "clip")); numbers parsed, the rest kept as text."""
+    import json
+
+    out = []
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise PedclipError(f"--recipe {item!r} is not KEY=VALUE, e.g. lr=3e-4")
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = value
+        out.append((key.strip(), parsed))
+    return tuple(out)
 
 
 def report(

@@ -11,6 +11,7 @@ import re
 from dataclasses import asdict, dataclass, replace
 
 from pedclip.errors import PedclipError
+from pedclip.eval.protocols import PROTOCOL_LOSS
 from pedclip.train.losses import LOSSES
 
 PROTOCOLS = ("sound", "paper")
@@ -19,7 +20,6 @@ OPTIMIZERS = ("adam", "adamw")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_TEMPLATE = "a photo of {} lungs."
 CLASS_WORDS = {"sound": ("normal", "pneumonia"), "paper": ("normal", "covid")}  # paper: the study's "covid"
-PROTOCOL_LOSS = {"sound": "semantic", "paper": "clip"}
 UCSD_MARKERS = ("ucsd", "kermany")
 TRAINABLE_PATTERN = re.compile(r"^(all|projection|last-(\d+))$")
 

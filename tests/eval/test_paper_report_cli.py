@@ -52,12 +52,16 @@ def test_paper_tables_both_protocols(sites, tiny_encoder, tmp_path):
             "train_dataset": "ori",
             "eval_dataset": "ori",
             "split": "test",
-            "config": {"parent_fingerprint": tiny_encoder.fingerprint, "evaluation": {"n": 12}},
+            "config": {
+                "parent_fingerprint": tiny_encoder.fingerprint,
+                "evaluation": {"n": 12},
+                "resolved": {"loss": "semantic", "seed": 0, "lr": 1e-5},
+            },
             "metrics": {"auroc": {"value": 0.75, "lo": 0.6, "hi": 0.9}, "accuracy": {"value": 0.7}},
         },
     )
     result = paper_tables(sites, config, _loader(tiny_encoder))
-    t1, t2, t3, t4 = result.tables
+    t1, t2, t3, t4, t5 = result.tables
     store_counts = {r["dataset"]: r for r in t1.rows if r["source"] == "store"}
     assert store_counts["ucsd".upper()]["pneumonia"] + store_counts["UCSD"]["normal"] == 80
     assert len(t2.rows) == 12 and len(_rows(t2, "published")) == 4
@@ -76,7 +80,8 @@ def test_paper_tables_both_protocols(sites, tiny_encoder, tmp_path):
     # the study's Table 4 MedCLIP quirk: the UCSD-fine-tuned (paper) model scored on both targets
     save_run(sites, {"run_id": "finetune-ucsd", "kind": "finetune", "protocol": "paper", "model": TINY,
                      "fingerprint": "child2", "train_dataset": "ucsd", "eval_dataset": "ucsd", "split": "test",
-                     "config": {"parent_fingerprint": tiny_encoder.fingerprint, "child_spec": TINY},
+                     "config": {"parent_fingerprint": tiny_encoder.fingerprint, "child_spec": TINY,
+                                "resolved": {"loss": "clip", "seed": 0}},
                      "metrics": {"auroc": {"value": 0.9}}})  # fmt: skip
     t4 = paper_tables(sites, config, _loader(tiny_encoder)).tables[3]
     quirk = [r for r in _rows(t4, "paper") if r["method"] == "MedCLIP"]
@@ -85,7 +90,7 @@ def test_paper_tables_both_protocols(sites, tiny_encoder, tmp_path):
     paths = write_tables(result, tmp_path / "out")
     text = (tmp_path / "out" / "tables.md").read_text()
     assert "### Table 2: zero-shot" in text and "| ORI | CLIP | published |" in text
-    assert {p.name for p in paths} == {"tables.md", "table1.csv", "table2.csv", "table3.csv", "table4.csv"}
+    assert {p.name for p in paths} == {f"table{i}.csv" for i in range(1, 6)} | {"tables.md"}
 
 
 def test_paper_tables_without_models(sites, tiny_encoder):
