@@ -21,6 +21,39 @@ REEMBED_HELP = "also embed this dataset with the fine-tuned model (repeatable)"
 SEEDS_HELP = "one run per training seed, e.g. 0,1,2, linked by a group id (overrides --seed)"
 
 
+TUNE_HELP = "fine-tune at each point of a small lr x weight-decay grid, keep the best on validation AUROC"
+TUNE_LR_HELP = "--tune's learning rates, comma-separated (default 1e-5,3e-5,1e-4)"
+TUNE_WD_HELP = "--tune's weight decays, comma-separated (default 1e-4,1e-2)"
+
+
+def _floats(text: str | None, flag: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise PedclipError(
+            f"{flag} {text!r} is not a comma-separated list of numbers, e.g. 1e-5,1e-4"
+        ) from None
+
+
+def make_trainer(tune: bool, lrs: str | None, wds: str | None):
+    """`finetune`, or the tuning trainer with its grid bound (None: not tuning)."""
+    from functools import partial
+
+    from pedclip.train.finetune import finetune
+    from pedclip.train.tune import DEFAULT_LRS, DEFAULT_WEIGHT_DECAYS, tune_grid, tuned_finetune
+
+    if not tune:
+        if lrs is not None or wds is not None:
+            raise PedclipError("--tune-lr and --tune-wd need --tune")
+        return finetune
+    grid = tune_grid(
+        _floats(lrs, "--tune-lr") or DEFAULT_LRS, _floats(wds, "--tune-wd") or DEFAULT_WEIGHT_DECAYS
+    )
+    return partial(tuned_finetune, grid=grid)
+
+
 def parse_seeds(text: str | None) -> tuple[int, ...] | None:
     """ "0,1,2" -> (0, 1, 2); None when not given; one-line error otherwise."""
     if text is None:
@@ -84,6 +117,9 @@ def finetune_command(
     precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16"),
     seed: int = typer.Option(0, "--seed"),
     seeds: str = typer.Option(None, "--seeds", help=SEEDS_HELP),
+    tune: bool = typer.Option(False, "--tune", help=TUNE_HELP),
+    tune_lr: str = typer.Option(None, "--tune-lr", help=TUNE_LR_HELP),
+    tune_wd: str = typer.Option(None, "--tune-wd", help=TUNE_WD_HELP),
     reembed: list[str] = typer.Option(None, "--reembed", help=REEMBED_HELP),
     workers: int = typer.Option(None, "--workers", help=WORKERS_HELP),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON document"),
@@ -113,7 +149,8 @@ def finetune_command(
     )
     store = state(ctx).store(create=False)
     chosen = parse_seeds(seeds)
-    results = _run_finetunes(store, config, chosen, not as_json)
+    trainer = make_trainer(tune, tune_lr, tune_wd)
+    results = _run_finetunes(store, config, chosen, trainer, not as_json)
     if as_json:
         docs = [r.as_dict() for r in results]
         emit_json(docs[0] if chosen is None else {"runs": docs})
@@ -135,13 +172,12 @@ def finetune_command(
         typer.echo(f"model: {r.spec}")
 
 
-def _run_finetunes(store, config, seeds, show: bool) -> list:
-    from pedclip.train.finetune import finetune
+def _run_finetunes(store, config, seeds, trainer, show: bool) -> list:
     from pedclip.train.seeds import finetune_seeds
 
     if seeds is None:
-        return [finetune(store, config, progress=_epoch_printer(show))]
-    return finetune_seeds(store, config, seeds, progress=_epoch_printer(show))
+        return [trainer(store, config, progress=_epoch_printer(show))]
+    return finetune_seeds(store, config, seeds, progress=_epoch_printer(show), trainer=trainer)
 
 
 def transfer_command(
@@ -164,6 +200,9 @@ def transfer_command(
     device: str = typer.Option(None, "--device", help="torch device (default cuda when available)"),
     seed: int = typer.Option(0, "--seed"),
     seeds: str = typer.Option(None, "--seeds", help=SEEDS_HELP),
+    tune: bool = typer.Option(False, "--tune", help=TUNE_HELP),
+    tune_lr: str = typer.Option(None, "--tune-lr", help=TUNE_LR_HELP),
+    tune_wd: str = typer.Option(None, "--tune-wd", help=TUNE_WD_HELP),
     workers: int = typer.Option(None, "--workers", help=WORKERS_HELP),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON document"),
 ) -> None:
@@ -189,11 +228,13 @@ def transfer_command(
         embed_workers=workers,
     )
     store, chosen, show = state(ctx).store(create=False), parse_seeds(seeds), _epoch_printer(not as_json)
+    trainer = make_trainer(tune, tune_lr, tune_wd)
+    reuse = not retrain and not tune  # a tuned run is chosen on the grid, never an earlier run at --lr
     if chosen is None:
-        result = transfer(store, config, to_dataset, both=both, reuse=not retrain, progress=show)
+        result = transfer(store, config, to_dataset, both=both, reuse=reuse, progress=show, trainer=trainer)
     else:
         result = transfer_seeds(
-            store, config, to_dataset, chosen, both=both, reuse=not retrain, progress=show
+            store, config, to_dataset, chosen, both=both, reuse=reuse, progress=show, trainer=trainer
         )
     if as_json:
         emit_json(result.as_dict())

@@ -59,7 +59,7 @@ def recipe_of(run: dict) -> dict:
     tune = run["config"].get("tune")
     if tune:  # lr and decay were chosen per model on validation: the grid is the recipe
         recipe = {k: v for k, v in recipe.items() if k not in ("lr", "weight_decay")}
-        recipe["tune_grid"] = tune.get("grid")
+        recipe["tune_grid"] = [[p.get("lr"), p.get("weight_decay")] for p in tune.get("grid", [])]
     return recipe
 
 

@@ -15,7 +15,7 @@ from pedclip.store import Store
 from pedclip.train.config import FinetuneConfig
 from pedclip.train.finetune import FinetuneResult, finetune
 from pedclip.train.loop import Progress
-from pedclip.train.transfer import TransferResult, transfer
+from pedclip.train.transfer import Trainer, TransferResult, transfer
 
 GROUP_KEY = "group"
 
@@ -32,11 +32,11 @@ def finetune_seeds(
     config: FinetuneConfig,
     seeds: tuple[int, ...],
     progress: Progress | None = None,
-    tags: dict | None = None,
+    trainer: Trainer = finetune,
 ) -> list[FinetuneResult]:
-    """`finetune` once per seed (everything else as `config`), the runs linked by one group id."""
-    group = {**(tags or {}), GROUP_KEY: seed_group(seeds)}
-    return [finetune(store, replace(config, seed=s), progress=progress, tags=group) for s in seeds]
+    """`finetune` (or `trainer`) once per seed, everything else as `config`, the runs linked by one group id."""
+    group = {GROUP_KEY: seed_group(seeds)}
+    return [trainer(store, replace(config, seed=s), progress=progress, tags=group) for s in seeds]
 
 
 def transfer_seeds(
@@ -47,10 +47,12 @@ def transfer_seeds(
     both: bool = False,
     reuse: bool = True,
     progress: Progress | None = None,
+    trainer: Trainer = finetune,
 ) -> TransferResult:
     """`transfer` once per seed, the fine-tuning and transfer runs linked by one group id."""
     group = {GROUP_KEY: seed_group(seeds)}
     out = TransferResult()
     for s in seeds:
-        out.runs += transfer(store, replace(config, seed=s), to_dataset, both, reuse, progress, group).runs
+        one = replace(config, seed=s)
+        out.runs += transfer(store, one, to_dataset, both, reuse, progress, group, trainer).runs
     return out

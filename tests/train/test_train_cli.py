@@ -79,3 +79,24 @@ def test_bad_seeds_are_one_line_errors(capsys, home, store, site):
         code = main(["--home", str(home), "finetune", "--dataset", site, "--seeds", bad, *FAST])
         err = capsys.readouterr().err
         assert code == 1 and f"--seeds '{bad}'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_tune_picks_the_best_grid_point_on_validation(capsys, home, store, site):
+    fast = [a for a in FAST if a not in ("--lr", "3e-4")]
+    result = run_json(capsys, home, "finetune", "--dataset", site, "--tune", "--tune-lr", "1e-4,1e-3",
+                      "--tune-wd", "0", *fast)  # fmt: skip
+    run = get_run(store, result["run_id"])
+    tune = run["config"]["tune"]
+    assert tune["role"] == "chosen" and tune["selected_on"] == "val AUROC" and len(tune["grid"]) == 2
+    best = max(tune["grid"], key=lambda p: (p["val_auroc"], -tune["grid"].index(p)))
+    assert tune["chosen"]["lr"] == best["lr"] == run["config"]["resolved"]["lr"]
+    assert run["status"] == "done" and run["split"] == "test" and "auroc" in run["metrics"]
+    others = [get_run(store, p["run_id"]) for p in tune["grid"] if p["run_id"] != run["run_id"]]
+    assert [o["status"] for o in others] == ["candidate"]  # never picked by tables or transfer reuse
+
+
+def test_tune_grid_is_bounded(capsys, home, store, site):
+    code = main(["--home", str(home), "finetune", "--dataset", site, "--tune", "--tune-lr", "1,2,3,4",
+                 "--tune-wd", "0,1", *FAST])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "has 8 points" in err
