@@ -125,7 +125,6 @@ def finetune_command(
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON document"),
 ) -> None:
     """Fine-tune both towers contrastively; save, register and embed the best checkpoint as local:DIR."""
-
     config = _config(
         model=model,
         dataset=dataset,

@@ -9,7 +9,8 @@ import pytest
 from pedclip.cli import main
 from pedclip.errors import PedclipError
 from pedclip.eval.bootstrap import BootstrapConfig
-from pedclip.eval.paper import PUBLISHED, PaperConfig, paper_tables, write_tables
+from pedclip.eval.headtohead import REGIMES
+from pedclip.eval.paper import PUBLISHED, SITES, PaperConfig, paper_tables, write_tables
 from pedclip.eval.report import write_report
 from pedclip.store.runs import save_run
 from tests.eval.conftest import add_dataset
@@ -77,6 +78,12 @@ def test_paper_tables_both_protocols(sites, tiny_encoder, tmp_path):
     assert len(filled) == 2 and filled[0]["AUC"] == 0.75  # CLIP and MedCLIP share the tiny parent here
     assert all("not run" in r["note"] for r in _rows(t3, "paper") + _rows(t4, "sound"))
     assert len(result.run_ids) == 8
+    # Table 5: 2 sites x 4 regimes; CLIP and MedCLIP are the same tiny model here, so zero-shot ties exactly
+    assert [(r["dataset"], r["regime"]) for r in t5.rows] == [(s, g) for s in SITES for g in REGIMES]
+    zs5 = [r for r in t5.rows if r["regime"] == "zero-shot"]
+    assert all(r["p"] == 1.0 and r["n"] and r["test"] == "DeLong" for r in zs5)
+    ft5 = next(r for r in t5.rows if r["regime"] == "fine-tuned" and r["dataset"] == "ORI")
+    assert ft5["p"] is None and "no stored predictions" in ft5["note"]  # finetune-x saved no predictions
     # the study's Table 4 MedCLIP quirk: the UCSD-fine-tuned (paper) model scored on both targets
     save_run(sites, {"run_id": "finetune-ucsd", "kind": "finetune", "protocol": "paper", "model": TINY,
                      "fingerprint": "child2", "train_dataset": "ucsd", "eval_dataset": "ucsd", "split": "test",
