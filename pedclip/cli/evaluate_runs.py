@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from pedclip.cli.common import emit_json, print_table, state
+from pedclip.cli.common import emit_json, load_model, print_table, state
+from pedclip.cli.options import AsJson, Device, MaxFlips, Resamples, Runtime, Seed
 from pedclip.errors import PedclipError
 
 runs_app = typer.Typer(no_args_is_help=True, help="list and show evaluation runs")
@@ -21,29 +23,33 @@ def paper(
     out: str = typer.Option(
         None, "--out", help="folder for tables.md, table*.csv and report.html (default: <home>/reports/paper)"
     ),
-    resamples: int = typer.Option(1000, "--resamples", help="bootstrap resamples for CIs (0: none)"),
-    device: str = typer.Option("cpu", "--device", help="torch device (only prompts are encoded)"),
-    seeds: str = typer.Option(
-        None, "--seeds", help="training seeds to take for Tables 3-5, e.g. 0,1,2 (default: all)"
-    ),
-    recipe: list[str] = typer.Option(
-        None,
-        "--recipe",
-        help="only fine-tuning runs whose resolved config has KEY=VALUE, e.g. lr=3e-4 (repeatable)",
-    ),
-    loss: str = typer.Option(None, "--loss", help="loss of the sound cells (default: the protocol's)"),
-    as_json: bool = typer.Option(False, "--json", help="print the tables as JSON"),
+    resamples: Resamples = 1000,
+    device: Device = "cpu",
+    runtime: Runtime = "auto",
+    seeds: Annotated[
+        str | None,
+        typer.Option("--seeds", help="training seeds to take for Tables 3-5, e.g. 0,1,2 (default: all)"),
+    ] = None,
+    recipe: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--recipe",
+            help="only fine-tuning runs whose resolved config has KEY=VALUE, e.g. lr=3e-4 (repeatable)",
+        ),
+    ] = None,
+    loss: Annotated[
+        str | None, typer.Option("--loss", help="loss of the sound cells (default: the protocol's)")
+    ] = None,
+    as_json: AsJson = False,
 ) -> None:
     """The study's Tables 1-4 (published numbers, `paper` and `sound` protocols side by side) and Table 5,
     CLIP vs MedCLIP head to head; fine-tuning runs are chosen by their recorded config, never by age."""
+    from pedclip.cli.train import parse_seeds
     from pedclip.eval.bootstrap import BootstrapConfig
     from pedclip.eval.paper import PaperConfig, paper_tables, write_tables
     from pedclip.eval.report import write_report
-    from pedclip.models import load_encoder
 
     store = state(ctx).store(create=False)
-    from pedclip.cli.train import parse_seeds
-
     config = PaperConfig(
         ucsd=ucsd,
         ori=ori,
@@ -54,7 +60,7 @@ def paper(
         recipe=parse_recipe(recipe),
         loss=loss,
     )
-    result = paper_tables(store, config, lambda spec: load_encoder(spec, device=device, home=state(ctx).home))
+    result = paper_tables(store, config, lambda spec: load_model(ctx, spec, device=device, runtime=runtime))
     folder = Path(out) if out else store.paths.reports / "paper"
     paths = write_tables(result, folder)
     if result.run_ids:
@@ -90,7 +96,7 @@ def report(
     run_ids: list[str] = typer.Argument(..., help="run ids (or unique prefixes)"),
     out: str = typer.Option("report.html", "--out", "-o", help="HTML file to write"),
     title: str = typer.Option("pedclip report", "--title", help="page title"),
-    as_json: bool = typer.Option(False, "--json", help="print the written path as JSON"),
+    as_json: AsJson = False,
 ) -> None:
     """A self-contained HTML report (ROC, PR, calibration, confusion, metrics with CIs) that opens offline."""
     from pedclip.eval.report import write_report
@@ -108,7 +114,7 @@ def runs_list(
     kind: list[str] = typer.Option(None, "--kind", help="only these kinds (zeroshot, rescore, probe, ...)"),
     dataset: str = typer.Option(None, "--dataset", help="only runs trained or evaluated on this dataset"),
     limit: int = typer.Option(50, "--limit", help="newest N runs"),
-    as_json: bool = typer.Option(False, "--json", help="print as JSON"),
+    as_json: AsJson = False,
 ) -> None:
     """Runs, newest first, with headline metrics."""
     from pedclip.eval.runs import run_rows
@@ -124,7 +130,7 @@ def runs_show(
     by: str = typer.Option(
         None, "--by", help="metrics per group of a case attribute (site, split, view, age_band)"
     ),
-    as_json: bool = typer.Option(False, "--json", help="print as JSON"),
+    as_json: AsJson = False,
 ) -> None:
     """One run: config, metrics with CIs, and metrics by attribute with --by."""
     from pedclip.eval.metrics import Metric
@@ -160,12 +166,12 @@ def runs_show(
 
 def compare(
     ctx: typer.Context,
-    run_a: str = typer.Argument(..., help="run A (id or unique prefix)"),
-    run_b: str = typer.Argument(..., help="run B, scored on the same dataset and split"),
-    resamples: int = typer.Option(1000, "--resamples", help="bootstrap resamples for the paired CIs"),
-    seed: int = typer.Option(0, "--seed", help="bootstrap seed (the CI is reproducible by it)"),
-    max_flips: int = typer.Option(20, "--max-flips", help="cases decided differently to list"),
-    as_json: bool = typer.Option(False, "--json", help="print as JSON"),
+    run_a: Annotated[str, typer.Argument(help="run A (id or unique prefix)")],
+    run_b: Annotated[str, typer.Argument(help="run B, scored on the same dataset and split")],
+    resamples: Resamples = 1000,
+    seed: Seed = 0,
+    max_flips: MaxFlips = 20,
+    as_json: AsJson = False,
 ) -> None:
     """A minus B on the cases both scored: AUROC difference with a paired bootstrap CI (patients resampled),
     DeLong's test, sensitivity and specificity at each run's own threshold with McNemar's exact test."""

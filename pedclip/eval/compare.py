@@ -9,6 +9,7 @@ import pandas as pd
 
 from pedclip.errors import PedclipError
 from pedclip.eval.bootstrap import BootstrapConfig
+from pedclip.eval.evaluation import auc_score_of
 from pedclip.eval.metrics import Metric
 from pedclip.eval.paired import PairedArrays, compare_paired
 
@@ -35,9 +36,11 @@ class Comparison:
 
 
 def align(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    """Cases present in both prediction frames (dataset, case_id, label, score, predicted [, patient_id])."""
-    keep = ["dataset", "case_id", "label", "score", "predicted"]
+    """Cases present in both prediction frames: dataset, case_id, label, score, predicted and auc (the score
+    each run's AUC is on), suffixed _a and _b [, patient_id]."""
+    keep = ["dataset", "case_id", "label", "score", "predicted", "auc"]
     extra = ["patient_id"] if "patient_id" in b.columns else []
+    a, b = a.assign(auc=auc_score_of(a)), b.assign(auc=auc_score_of(b))
     merged = a[keep].merge(b[keep + extra], on=["dataset", "case_id"], suffixes=("_a", "_b"))
     if merged.empty:
         raise PedclipError(
@@ -61,9 +64,9 @@ def compare_predictions(
     ids = m["patient_id"].to_numpy() if "patient_id" in m else None
     data = PairedArrays(
         m["label"].to_numpy(),
-        m["score_b"].to_numpy(float),
+        m["auc_b"].to_numpy(float),
         m["predicted_b"].to_numpy(),
-        m["score_a"].to_numpy(float),
+        m["auc_a"].to_numpy(float),
         m["predicted_a"].to_numpy(),
         ids,
     )

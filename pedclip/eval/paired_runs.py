@@ -9,6 +9,7 @@ import pandas as pd
 
 from pedclip.errors import PedclipError
 from pedclip.eval.bootstrap import BootstrapConfig
+from pedclip.eval.evaluation import auc_score_of
 from pedclip.eval.paired import PairedArrays, PairedComparison, compare_paired
 from pedclip.store import Store
 from pedclip.store.cases import cases_frame
@@ -38,7 +39,9 @@ class Aligned:
 
 
 def align_predictions(a: pd.DataFrame, b: pd.DataFrame) -> Aligned:
-    """Inner join of two prediction frames on (dataset, case_id), keeping labelled cases both agree on."""
+    """Inner join of two prediction frames on (dataset, case_id), keeping labelled cases both agree on; each
+    run's `score` becomes the score its AUC is on (P(positive), or the protocol's own: evaluation.auc_score_of)."""
+    a, b = a.assign(score=auc_score_of(a)), b.assign(score=auc_score_of(b))
     cols = [*KEY, "label", "score", "predicted"]
     merged = a[cols].merge(b[cols], on=KEY, how="outer", suffixes=("_a", "_b"), indicator=True)
     only_a = int((merged["_merge"] == "left_only").sum())
@@ -84,8 +87,8 @@ def score_notes(a: dict, b: dict) -> list[str]:
     for name, run in (("A", a), ("B", b)):
         if run["config"].get("score") == "top1_probability":
             notes.append(
-                f"run {name} ({run['run_id']}) stored the study's top-1 probability as its score, so its AUROC "
-                "here is the paper protocol's, not a discrimination AUROC"
+                f"run {name} ({run['run_id']}) is scored, as the study did, on the top-1 probability, so its "
+                "AUROC here is the paper protocol's, not a discrimination AUROC"
             )
     return notes
 

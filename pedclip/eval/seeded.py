@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pedclip.eval.bootstrap import BootstrapConfig
+from pedclip.eval.evaluation import auc_score_of
 from pedclip.eval.metrics import Metric
 from pedclip.eval.paired import SeedSummary, seed_auroc_samples, summarise_seeds
 from pedclip.eval.paired_runs import KEY, with_patient_ids
@@ -42,7 +43,9 @@ class Stacked:
 def stack_runs(store: Store, runs: list[dict]) -> Stacked | None:
     """The runs' predictions on the films all of them scored; None when a run has none stored."""
     frames = [predictions_frame(store, r["run_id"]) for r in runs]
-    frames = [f[f["label"].notna()] for f in frames]
+    frames = [
+        f[f["label"].notna()].assign(score=lambda g: auc_score_of(g)) for f in frames
+    ]  # the AUC's score
     if not frames or any(f.empty for f in frames):
         return None
     union = pd.concat([f[KEY] for f in frames]).drop_duplicates()

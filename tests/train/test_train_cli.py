@@ -100,3 +100,20 @@ def test_tune_grid_is_bounded(capsys, home, store, site):
                  "--tune-wd", "0,1", *FAST])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 1 and "has 8 points" in err
+
+
+def test_finetune_and_transfer_accept_the_same_training_options():
+    import typer.main
+
+    from pedclip.cli import _register, app
+
+    _register()
+    commands = typer.main.get_command(app).commands
+
+    def flags(name: str) -> set[str]:
+        return {opt for p in commands[name].params if p.param_type_name == "option" for opt in p.opts}
+
+    shared = flags("finetune") & flags("transfer")
+    assert {"--micro-batch", "--grad-clip", "--precision", "--reembed", "--workers", "--lr"} <= shared
+    assert flags("finetune") - shared == {"--dataset", "-d"}
+    assert flags("transfer") - shared == {"--from", "--to", "--both", "--retrain"}
