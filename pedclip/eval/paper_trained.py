@@ -53,7 +53,7 @@ def trained_picks(store: Store, parents: dict, config: PaperConfig) -> Picks:
     """The runs behind every Table 3 and 4 cell, chosen by their recorded config (eval/pick.py)."""
     picks = {}
     for kind in ("finetune", "transfer"):
-        candidates = candidate_runs(store, kind)
+        candidates = candidate_runs(store, kind, parents.values())
         for site in SITES:
             for method in METHODS:
                 for protocol in ("paper", "sound"):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pedclip.errors import PedclipError
 from pedclip.eval.protocols import PROTOCOL_LOSS
 from pedclip.store import Store
-from pedclip.store.runs import get_run, runs_frame
+from pedclip.store.runs import finished_runs, get_run
 
 NOT_RECIPE = ("seed", "device", "reembed", "embed", "embed_workers", "weights")
 
@@ -144,10 +144,12 @@ def pick_runs(candidates: list[dict], query: RunQuery) -> Picked:
     return Picked(_one_per_seed(ranked[0], notes), notes)
 
 
-def candidate_runs(store: Store, kind: str) -> list[dict]:
-    """Finished runs of `kind`, decoded; a transfer run carries its fine-tuning run's config as training_config."""
-    frame = runs_frame(store, kinds=[kind])
-    runs = [get_run(store, r) for r, s in zip(frame["run_id"], frame["status"], strict=True) if s == "done"]
+def candidate_runs(store: Store, kind: str, parents) -> list[dict]:
+    """Finished runs of `kind` from any of these parent fingerprints, decoded; a transfer run carries its
+    fine-tuning run's resolved config as `training_config`."""
+    runs = [
+        run for parent in dict.fromkeys(p for p in parents if p) for run in finished_runs(store, kind, parent)
+    ]
     if kind == "transfer":
         for run in runs:
             source = run["config"].get("finetune_run")
