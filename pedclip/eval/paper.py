@@ -151,13 +151,6 @@ def result_row(site: str, method: str, source: str, result: EvalResult, note: st
     )
 
 
-def stored_row(site: str, method: str, source: str, run: dict, note: str = "") -> dict:
-    metrics = {k: Metric.from_dict(v) for k, v in run["metrics"].items()}
-    evaluation = run["config"].get("evaluation") or {}
-    n = run["config"].get("n") or (evaluation.get("n", "") if isinstance(evaluation, dict) else "")
-    return metric_row(site, method, source, metrics, n=n, split=run["split"], run_id=run["run_id"], note=note)
-
-
 def missing_row(site: str, method: str, source: str, note: str) -> dict:
     return metric_row(site, method, source, None, note=note)
 
