@@ -94,7 +94,7 @@ def finetune_command(
     """Fine-tune both towers contrastively; save, register and embed the best checkpoint as local:DIR."""
     from pedclip.train.seeds import finetune_seeds
 
-    config = _config(model=model, dataset=dataset, **training)
+    config = _config(model=model, dataset=dataset, trust_torchscript=state(ctx).trust_torchscript, **training)
     store, chosen = state(ctx).store(create=False), parse_seeds(seeds)
     trainer, progress = make_trainer(tune, tune_lr, tune_wd), _epoch_printer(not as_json)
     if chosen is None:
@@ -145,7 +145,9 @@ def transfer_command(
     from pedclip.train.seeds import transfer_seeds
     from pedclip.train.transfer import transfer
 
-    config = _config(model=model, dataset=from_dataset, **training)
+    config = _config(
+        model=model, dataset=from_dataset, trust_torchscript=state(ctx).trust_torchscript, **training
+    )
     store, chosen, progress = state(ctx).store(create=False), parse_seeds(seeds), _epoch_printer(not as_json)
     trainer = make_trainer(tune, tune_lr, tune_wd)
     reuse = not retrain and not tune  # a tuned run is chosen on its grid, never an earlier run at --lr

@@ -19,7 +19,7 @@ from pedclip.eval.protocols import PROTOCOL_LOSS
 from pedclip.store import Store
 from pedclip.store.runs import finished_runs, get_run
 
-NOT_RECIPE = ("seed", "device", "reembed", "embed", "embed_workers", "weights")
+NOT_RECIPE = ("seed", "device", "reembed", "embed", "embed_workers", "weights", "trust_torchscript")
 
 
 @dataclass(frozen=True)
