@@ -305,7 +305,7 @@ def prompts_show(
 
 
 def register(app: typer.Typer) -> None:
-    from pedclip.cli.evaluate_runs import paper, report, runs_app
+    from pedclip.cli.evaluate_runs import compare, paper, report, runs_app
 
     app.command("zeroshot")(zeroshot)
     app.command("rescore")(rescore)
@@ -313,5 +313,6 @@ def register(app: typer.Typer) -> None:
     app.command("knn")(knn)
     app.command("paper")(paper)
     app.command("report")(report)
+    app.command("compare")(compare)
     app.add_typer(prompts_app, name="prompts", help="list and show prompt sets")
-    app.add_typer(runs_app, name="runs", help="list, show and compare evaluation runs")
+    app.add_typer(runs_app, name="runs", help="list and show evaluation runs")
