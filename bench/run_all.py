@@ -21,6 +21,7 @@ BENCHES = [
     ("bench_ingest.py", []),
     ("bench_model.py", []),
     ("bench_embed.py", []),
+    ("bench_runtime.py", ["--only", "towers,text,pipeline"]),
     ("bench_knn.py", []),
     ("bench_eval.py", []),
     ("bench_train.py", ["--skip-epoch"]),

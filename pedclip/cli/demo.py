@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from pedclip.cli.common import emit_json, state
-from pedclip.cli.options import AsJson, Seed
+from pedclip.cli.options import AsJson, Runtime, Seed
 
 
 def register(app: typer.Typer) -> None:
@@ -16,6 +16,7 @@ def demo(
     ctx: typer.Context,
     quick: bool = typer.Option(False, "--quick", help="small sizes and schedules: a two-minute smoke run"),
     seed: Seed = 0,
+    runtime: Runtime = "torch",
     as_json: AsJson = False,
 ) -> None:
     """Synthesise two pediatric sites and an adult corpus, pretrain demo:clip and demo:medclip, run the study
@@ -24,7 +25,7 @@ def demo(
 
     store = state(ctx).store()
     say = (lambda _m: None) if as_json else (lambda m: typer.echo(f"· {m}", err=True))
-    result = run_demo(store, DemoConfig.for_mode(quick, seed), say)
+    result = run_demo(store, DemoConfig.for_mode(quick, seed, runtime), say)
     if as_json:
         emit_json(result.as_dict())
         return

@@ -1,15 +1,17 @@
-"""`pedclip paper`, `pedclip report` and `pedclip runs list|show|compare` (registered by cli/evaluate.py)."""
+"""`pedclip paper`, `pedclip report`, `pedclip compare` and `pedclip runs list|show` (registered by cli/evaluate.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from pedclip.cli.common import emit_json, load_model, print_table, state
-from pedclip.cli.options import AsJson, Device, MaxFlips, Resamples, Runtime
+from pedclip.cli.options import AsJson, Device, MaxFlips, Resamples, Runtime, Seed
+from pedclip.errors import PedclipError
 
-runs_app = typer.Typer(no_args_is_help=True, help="list, show and compare evaluation runs")
+runs_app = typer.Typer(no_args_is_help=True, help="list and show evaluation runs")
 
 
 def paper(
@@ -24,16 +26,39 @@ def paper(
     resamples: Resamples = 1000,
     device: Device = "cpu",
     runtime: Runtime = "auto",
+    seeds: Annotated[
+        str | None,
+        typer.Option("--seeds", help="training seeds to take for Tables 3-5, e.g. 0,1,2 (default: all)"),
+    ] = None,
+    recipe: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--recipe",
+            help="only fine-tuning runs whose resolved config has KEY=VALUE, e.g. lr=3e-4 (repeatable)",
+        ),
+    ] = None,
+    loss: Annotated[
+        str | None, typer.Option("--loss", help="loss of the sound cells (default: the protocol's)")
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """The study's Tables 1-4: published numbers, `paper` protocol and `sound` protocol side by side."""
+    """The study's Tables 1-4 (published numbers, `paper` and `sound` protocols side by side) and Table 5,
+    CLIP vs MedCLIP head to head; fine-tuning runs are chosen by their recorded config, never by age."""
+    from pedclip.cli.train import parse_seeds
     from pedclip.eval.bootstrap import BootstrapConfig
     from pedclip.eval.paper import PaperConfig, paper_tables, write_tables
     from pedclip.eval.report import write_report
 
     store = state(ctx).store(create=False)
     config = PaperConfig(
-        ucsd=ucsd, ori=ori, clip=clip, medclip=medclip, bootstrap=BootstrapConfig(n_resamples=resamples)
+        ucsd=ucsd,
+        ori=ori,
+        clip=clip,
+        medclip=medclip,
+        bootstrap=BootstrapConfig(n_resamples=resamples),
+        seeds=parse_seeds(seeds),
+        recipe=parse_recipe(recipe),
+        loss=loss,
     )
     result = paper_tables(store, config, lambda spec: load_model(ctx, spec, device=device, runtime=runtime))
     folder = Path(out) if out else store.paths.reports / "paper"
@@ -47,6 +72,23 @@ def paper(
         return
     typer.echo(result.markdown())
     typer.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+def parse_recipe(items: list[str] | None) -> tuple[tuple[str, object], ...]:
+    """["lr=3e-4", "loss=clip"] -> (("lr", 0.0003), ("loss", "clip")); numbers parsed, the rest kept as text."""
+    import json
+
+    out = []
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise PedclipError(f"--recipe {item!r} is not KEY=VALUE, e.g. lr=3e-4")
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = value
+        out.append((key.strip(), parsed))
+    return tuple(out)
 
 
 def report(
@@ -122,21 +164,59 @@ def runs_show(
         print_table(rows, title=f"by {by}")
 
 
-@runs_app.command("compare")
-def runs_compare(
+def compare(
     ctx: typer.Context,
-    run_a: str = typer.Argument(..., help="baseline run"),
-    run_b: str = typer.Argument(..., help="run compared with it"),
+    run_a: Annotated[str, typer.Argument(help="run A (id or unique prefix)")],
+    run_b: Annotated[str, typer.Argument(help="run B, scored on the same dataset and split")],
+    resamples: Resamples = 1000,
+    seed: Seed = 0,
     max_flips: MaxFlips = 20,
     as_json: AsJson = False,
 ) -> None:
-    """B minus A on their common cases: metric deltas with paired bootstrap CIs, and flipped cases."""
-    from pedclip.cli.evaluate import _print_comparison
-    from pedclip.eval.runs import compare_runs
+    """A minus B on the cases both scored: AUROC difference with a paired bootstrap CI (patients resampled),
+    DeLong's test, sensitivity and specificity at each run's own threshold with McNemar's exact test."""
+    from pedclip.eval.bootstrap import BootstrapConfig
+    from pedclip.eval.paired_runs import paired_runs
 
-    doc = compare_runs(state(ctx).store(create=False), run_a, run_b)
-    doc["flipped"] = doc["flipped"][:max_flips]
+    config = BootstrapConfig(n_resamples=resamples, seed=seed)
+    doc = paired_runs(state(ctx).store(create=False), run_a, run_b, config).as_dict(max_flips)
     if as_json:
         emit_json(doc)
         return
-    _print_comparison(doc, f"{doc['b']['run_id']} vs {doc['a']['run_id']}")
+    _print_paired(doc)
+
+
+def _fmt(value, signed: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+def _print_paired(doc: dict) -> None:
+    lo, hi = doc["ci"]
+    typer.echo(
+        f"A = {doc['a']['run_id']} ({doc['a']['model']}), B = {doc['b']['run_id']} ({doc['b']['model']})"
+    )
+    typer.echo(
+        f"{doc['n']} cases both scored ({doc['n_positive']} positive) on {doc['a']['eval_dataset']}:"
+        f"{doc['a']['split']}; dropped {doc['dropped']}; CIs resample {doc['resampled']}s"
+    )
+    rows = [
+        {"": "AUROC", "A": _fmt(doc["auroc_a"]), "B": _fmt(doc["auroc_b"]), "A - B": _fmt(doc["delta_auroc"], True),
+         "paired 95% CI": f"{_fmt(lo, True)} to {_fmt(hi, True)}",
+         "test": f"DeLong z {_fmt(doc['delong_z'])}, p {_fmt(doc['delong_p'])}"},
+    ]  # fmt: skip
+    for name in ("sensitivity", "specificity"):
+        d = doc[name]
+        rows.append(
+            {"": name, "A": _fmt(d["a"]), "B": _fmt(d["b"]), "A - B": _fmt(d["delta"], True),
+             "paired 95% CI": f"{_fmt(d['ci'][0], True)} to {_fmt(d['ci'][1], True)}",
+             "test": f"McNemar exact p {_fmt(d['mcnemar_p'])} ({d['a_right_b_wrong']} vs {d['a_wrong_b_right']})"}
+        )  # fmt: skip
+    print_table(rows, title="paired comparison (each run at its own threshold)")
+    typer.echo(
+        f"accuracy: McNemar exact p {_fmt(doc['mcnemar_p'])}; {doc['n_flipped']} cases decided differently: "
+        f"{doc['n_a_right']} A right, {doc['n_b_right']} B right"
+    )
+    for note in doc["notes"]:
+        typer.echo(f"note: {note}")

@@ -59,6 +59,25 @@ Workers = Annotated[
     typer.Option("--workers", help="image-decoding processes (default: half the cores; 0: none)"),
 ]
 MaxFlips = Annotated[int, typer.Option("--max-flips", help="flipped cases to list")]
+Seeds = Annotated[
+    str | None,
+    typer.Option(
+        "--seeds", help="one run per training seed, e.g. 0,1,2, linked by a group id (overrides --seed)"
+    ),
+]
+Tune = Annotated[
+    bool,
+    typer.Option(
+        "--tune", help="fine-tune at each point of a small lr x weight-decay grid, keep the best on val AUROC"
+    ),
+]
+TuneLr = Annotated[
+    str | None,
+    typer.Option("--tune-lr", help="--tune's learning rates, comma-separated (default 1e-5,3e-5,1e-4)"),
+]
+TuneWd = Annotated[
+    str | None, typer.Option("--tune-wd", help="--tune's weight decays, comma-separated (default 1e-4,1e-2)")
+]
 
 
 def _training_parameters() -> list[inspect.Parameter]:

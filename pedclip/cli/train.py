@@ -7,7 +7,51 @@ from typing import Annotated
 import typer
 
 from pedclip.cli.common import emit_json, print_table, state
-from pedclip.cli.options import AsJson, Model, with_training_options
+from pedclip.cli.options import AsJson, Model, Seeds, Tune, TuneLr, TuneWd, with_training_options
+from pedclip.errors import PedclipError
+
+
+def _floats(text: str | None, flag: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise PedclipError(
+            f"{flag} {text!r} is not a comma-separated list of numbers, e.g. 1e-5,1e-4"
+        ) from None
+
+
+def make_trainer(tune: bool, lrs: str | None, wds: str | None):
+    """`finetune`, or the tuning trainer with its grid bound."""
+    from functools import partial
+
+    from pedclip.train.finetune import finetune
+    from pedclip.train.tune import DEFAULT_LRS, DEFAULT_WEIGHT_DECAYS, tune_grid, tuned_finetune
+
+    if not tune:
+        if lrs is not None or wds is not None:
+            raise PedclipError("--tune-lr and --tune-wd need --tune")
+        return finetune
+    grid = tune_grid(
+        _floats(lrs, "--tune-lr") or DEFAULT_LRS, _floats(wds, "--tune-wd") or DEFAULT_WEIGHT_DECAYS
+    )
+    return partial(tuned_finetune, grid=grid)
+
+
+def parse_seeds(text: str | None) -> tuple[int, ...] | None:
+    """ "0,1,2" -> (0, 1, 2); None when not given; one-line error otherwise."""
+    if text is None:
+        return None
+    try:
+        seeds = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise PedclipError(
+            f"--seeds {text!r} is not a comma-separated list of integers, e.g. 0,1,2"
+        ) from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise PedclipError(f"--seeds {text!r} needs distinct integers, e.g. 0,1,2")
+    return seeds
 
 
 def _epoch_printer(show: bool):
@@ -41,31 +85,41 @@ def finetune_command(
         str, typer.Option("--dataset", "-d", help="dataset to train on (train split; val selects)")
     ],
     training: dict,
+    seeds: Seeds = None,
+    tune: Tune = False,
+    tune_lr: TuneLr = None,
+    tune_wd: TuneWd = None,
     as_json: AsJson = False,
 ) -> None:
     """Fine-tune both towers contrastively; save, register and embed the best checkpoint as local:DIR."""
-    from pedclip.train.finetune import finetune
+    from pedclip.train.seeds import finetune_seeds
 
     config = _config(model=model, dataset=dataset, trust_torchscript=state(ctx).trust_torchscript, **training)
-    result = finetune(state(ctx).store(create=False), config, progress=_epoch_printer(not as_json))
+    store, chosen = state(ctx).store(create=False), parse_seeds(seeds)
+    trainer, progress = make_trainer(tune, tune_lr, tune_wd), _epoch_printer(not as_json)
+    if chosen is None:
+        results = [trainer(store, config, progress=progress)]
+    else:
+        results = finetune_seeds(store, config, chosen, progress=progress, trainer=trainer)
     if as_json:
-        emit_json(result.as_dict())
+        docs = [r.as_dict() for r in results]
+        emit_json(docs[0] if chosen is None else {"runs": docs})
         return
-    auroc = result.test.get("auroc", {}).get("value")
-    print_table(
-        [
-            {
-                "run": result.run_id,
-                "stopped": result.stopped,
-                "best epoch": result.best.get("epoch"),
-                "val AUROC": result.best.get("val_auroc"),
-                "val loss": result.best.get("val_loss"),
-                "test AUROC": auroc,
-            }
-        ],
-        title=f"fine-tuned {model} on {dataset}",
-    )
-    typer.echo(f"model: {result.spec}")
+    rows = [
+        {
+            "run": r.run_id,
+            "seed": r.config["seed"],
+            "stopped": r.stopped,
+            "best epoch": r.best.get("epoch"),
+            "val AUROC": r.best.get("val_auroc"),
+            "val loss": r.best.get("val_loss"),
+            "test AUROC": r.test.get("auroc", {}).get("value"),
+        }
+        for r in results
+    ]
+    print_table(rows, title=f"fine-tuned {model} on {dataset}")
+    for r in results:
+        typer.echo(f"model: {r.spec}")
 
 
 @with_training_options
@@ -81,28 +135,37 @@ def transfer_command(
     retrain: Annotated[
         bool, typer.Option("--retrain", help="train again even if a matching run exists")
     ] = False,
+    seeds: Seeds = None,
+    tune: Tune = False,
+    tune_lr: TuneLr = None,
+    tune_wd: TuneWd = None,
     as_json: AsJson = False,
 ) -> None:
     """Fine-tune on --from, evaluate zero-shot on --to with the fine-tuning prompts (Table 4)."""
+    from pedclip.train.seeds import transfer_seeds
     from pedclip.train.transfer import transfer
 
     config = _config(
         model=model, dataset=from_dataset, trust_torchscript=state(ctx).trust_torchscript, **training
     )
-    result = transfer(
-        state(ctx).store(create=False),
-        config,
-        to_dataset,
-        both=both,
-        reuse=not retrain,
-        progress=_epoch_printer(not as_json),
-    )
+    store, chosen, progress = state(ctx).store(create=False), parse_seeds(seeds), _epoch_printer(not as_json)
+    trainer = make_trainer(tune, tune_lr, tune_wd)
+    reuse = not retrain and not tune  # a tuned run is chosen on its grid, never an earlier run at --lr
+    if chosen is None:
+        result = transfer(
+            store, config, to_dataset, both=both, reuse=reuse, progress=progress, trainer=trainer
+        )
+    else:
+        result = transfer_seeds(
+            store, config, to_dataset, chosen, both=both, reuse=reuse, progress=progress, trainer=trainer
+        )
     if as_json:
         emit_json(result.as_dict())
         return
     rows = [
         {
             "run": r["run_id"],
+            "seed": r["seed"],
             "from": r["from"],
             "to": r["to"],
             "split": r["split"],

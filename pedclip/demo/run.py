@@ -10,7 +10,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from pedclip.demo.data import DemoData, prepare_data
@@ -52,13 +52,20 @@ class DemoConfig:
     finetune_lr: float = 3e-4
     finetune_weight_decay: float = 0.0
     protocols: tuple[str, ...] = ("sound", "paper")
+    runtime: str = (
+        "torch"  # what embeds the sites and encodes prompts (models/runtime.py); see bench/README.md
+    )
+    # training seeds of every `sound` fine-tuned and transferred cell (Table 5 pairs them seed by seed);
+    # `paper` cells stay single runs at `seed`, as in the study
+    sound_seeds: int = 3
 
     @classmethod
-    def for_mode(cls, quick: bool, seed: int = 0) -> DemoConfig:
+    def for_mode(cls, quick: bool, seed: int = 0, runtime: str = "torch") -> DemoConfig:
         if quick:
             return cls(
                 quick=True,
                 seed=seed,
+                runtime=runtime,
                 n=120,
                 size=192,
                 pretrain_epochs=3,
@@ -67,8 +74,13 @@ class DemoConfig:
                 medclip_finetune_epochs=2,
                 patience=2,
                 batch_size=32,
+                sound_seeds=2,
             )
-        return cls(seed=seed)
+        return cls(seed=seed, runtime=runtime)
+
+    def seeds(self, protocol: str) -> tuple[int, ...]:
+        """Training seeds of a protocol's fine-tuned and transferred cells."""
+        return tuple(self.seed + i for i in range(self.sound_seeds)) if protocol == "sound" else (self.seed,)
 
     def recipe(self, model: str) -> dict:
         """What determines a pretrained demo model: reused only when this matches."""
@@ -189,9 +201,11 @@ def build_models(store: Store, data: DemoData, config: DemoConfig, say: Say) -> 
     }
 
 
-def embed_sites(store: Store, models: dict[str, str], data: DemoData, say: Say) -> None:
+def embed_sites(
+    store: Store, models: dict[str, str], data: DemoData, say: Say, runtime: str = "torch"
+) -> None:
     for spec in models.values():
-        encoder = load_encoder(spec, home=store.paths.home)
+        encoder = load_encoder(spec, home=store.paths.home, runtime=runtime)
         for dataset in (data.ucsd, data.ori):
             report = embed_dataset(store, encoder, dataset, EmbedConfig(batch_size=32))
             say(f"embedded {dataset} with {spec}: {report.embedded} new images")
@@ -200,12 +214,16 @@ def embed_sites(store: Store, models: dict[str, str], data: DemoData, say: Say) 
 def finetune_and_transfer(store: Store, models: dict[str, str], data: DemoData, config: DemoConfig, say: Say):
     """Table 3 and 4 runs: each model fine-tuned on each site (per protocol) and evaluated on the other."""
     from pedclip.train.config import FinetuneConfig
+    from pedclip.train.seeds import transfer_seeds
     from pedclip.train.transfer import transfer
 
     runs = []
     for protocol in config.protocols:
         for method, spec in models.items():
-            say(f"fine-tuning {method} ({spec}) on {data.ucsd} and {data.ori}, {protocol} protocol")
+            seeds = config.seeds(protocol)
+            say(
+                f"fine-tuning {method} ({spec}) on {data.ucsd} and {data.ori}, {protocol} protocol, seeds {seeds}"
+            )
             epochs = config.medclip_finetune_epochs if method == "MedCLIP" else config.finetune_epochs
             request = FinetuneConfig(
                 model=spec,
@@ -218,7 +236,10 @@ def finetune_and_transfer(store: Store, models: dict[str, str], data: DemoData, 
                 weight_decay=config.finetune_weight_decay,
                 seed=config.seed,
             )
-            result = transfer(store, request, data.ori, both=True)
+            if len(seeds) > 1:
+                result = transfer_seeds(store, request, data.ori, seeds, both=True)
+            else:
+                result = transfer(store, replace(request, seed=seeds[0]), data.ori, both=True)
             runs += [r["run_id"] for r in result.runs] + [r["finetune_run"] for r in result.runs]
     return runs
 
@@ -237,13 +258,22 @@ def linear_probes(store: Store, models: dict[str, str], data: DemoData, say: Say
     return run_ids
 
 
-def write_outputs(store: Store, models: dict[str, str], data: DemoData, run_ids: list[str]):
+def write_outputs(store: Store, models: dict[str, str], data: DemoData, run_ids: list[str], demo: DemoConfig):
     from pedclip.eval.paper import PaperConfig, paper_tables, write_tables
     from pedclip.eval.report import write_report
 
     out = store.paths.reports / "demo"
-    config = PaperConfig(ucsd=data.ucsd, ori=data.ori, clip=models["CLIP"], medclip=models["MedCLIP"])
-    result = paper_tables(store, config, lambda spec: load_encoder(spec, home=store.paths.home))
+    config = PaperConfig(
+        ucsd=data.ucsd,
+        ori=data.ori,
+        clip=models["CLIP"],
+        medclip=models["MedCLIP"],
+        seeds=demo.seeds("sound"),  # the paper cells' single seed is the first of these
+        recipe=(("lr", demo.finetune_lr), ("weight_decay", demo.finetune_weight_decay)),
+    )
+    result = paper_tables(
+        store, config, lambda spec: load_encoder(spec, home=store.paths.home, runtime=demo.runtime)
+    )
     tables = write_tables(result, out)
     report = write_report(
         store, [*result.run_ids, *run_ids], out / "report.html", "pedclip demo", result.tables
@@ -265,13 +295,13 @@ def run_demo(store: Store, config: DemoConfig, say: Say = print) -> DemoResult:
     lap("data")
     models = build_models(store, data, config, say)
     lap("pretrain")
-    embed_sites(store, models, data, say)
+    embed_sites(store, models, data, say, config.runtime)
     lap("embed")
     runs = finetune_and_transfer(store, models, data, config, say)
     lap("finetune")
     runs += linear_probes(store, models, data, say)
     lap("probe")
-    tables, report, all_runs = write_outputs(store, models, data, runs)
+    tables, report, all_runs = write_outputs(store, models, data, runs, config)
     lap("tables")
     seconds["total"] = round(sum(seconds.values()), 1)
     return DemoResult(store.paths.home, data, models, tables, report, all_runs, seconds)

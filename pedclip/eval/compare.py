@@ -8,16 +8,10 @@ import numpy as np
 import pandas as pd
 
 from pedclip.errors import PedclipError
-from pedclip.eval.bootstrap import (
-    BootstrapConfig,
-    case_weights,
-    percentile_interval,
-    resample_units,
-    resampling_units,
-    weighted_metrics,
-)
+from pedclip.eval.bootstrap import BootstrapConfig
 from pedclip.eval.evaluation import auc_score_of
-from pedclip.eval.metrics import ALL_METRICS, Metric, binary_metrics
+from pedclip.eval.metrics import Metric
+from pedclip.eval.paired import PairedArrays, compare_paired
 
 FLIP_COLUMNS = ["dataset", "case_id", "label", "score_a", "score_b", "predicted_a", "predicted_b", "now"]
 
@@ -72,22 +66,14 @@ def compare_predictions(
 ) -> Comparison:
     """Deltas (b - a) on the common cases, resampling patients when b carries patient ids."""
     m = align(a, b)
-    y = m["label"].to_numpy()
-    sa, sb = m["auc_a"].to_numpy(float), m["auc_b"].to_numpy(float)
-    pa, pb = m["predicted_a"].to_numpy(), m["predicted_b"].to_numpy()
-    point_a, point_b = binary_metrics(y, sa, pa), binary_metrics(y, sb, pb)
-    units = resampling_units(m["patient_id"].to_numpy() if "patient_id" in m else None, len(m))
-    samples = None
-    if config.n_resamples > 0:
-        w = case_weights(resample_units(units.n_units, config.n_resamples, config.seed), units)
-        wa, wb = weighted_metrics(w, y, sa, pa), weighted_metrics(w, y, sb, pb)
-        samples = {k: wb[k] - wa[k] for k in ALL_METRICS}
-    deltas = {}
-    for name in ALL_METRICS:
-        ma, mb = point_a[name], point_b[name]
-        if not (ma.defined and mb.defined):
-            deltas[name] = Metric(None, reason=mb.reason or ma.reason)
-            continue
-        lo, hi = percentile_interval(samples[name], config.level) if samples else (None, None)
-        deltas[name] = Metric(mb.value - ma.value, lo=lo, hi=hi)
+    ids = m["patient_id"].to_numpy() if "patient_id" in m else None
+    data = PairedArrays(
+        m["label"].to_numpy(),
+        m["auc_b"].to_numpy(float),
+        m["predicted_b"].to_numpy(),
+        m["auc_a"].to_numpy(float),
+        m["predicted_a"].to_numpy(),
+        ids,
+    )
+    deltas = compare_paired(data, config).deltas  # "a" there is b here: b - a
     return Comparison(deltas=deltas, flipped=flipped_cases(m), n_common=len(m))

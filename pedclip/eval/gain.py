@@ -7,27 +7,18 @@ comes from the paired interval only.
 
 from __future__ import annotations
 
-import pandas as pd
+import numpy as np
 
 from pedclip.eval.bootstrap import BootstrapConfig
 from pedclip.eval.compare import compare_predictions
 from pedclip.eval.metrics import Metric
+from pedclip.eval.paired import delong_test, seed_auroc_samples, summarise_seeds
+from pedclip.eval.paired_runs import with_patient_ids
+from pedclip.eval.seeded import stack_runs
 from pedclip.store import Store
-from pedclip.store.cases import cases_frame
 from pedclip.store.runs import get_run, predictions_frame
 
 SOURCE = "sound"
-
-
-def _with_patients(store: Store, predictions: pd.DataFrame) -> pd.DataFrame:
-    """Predictions with each case's patient id, so the paired bootstrap resamples patients."""
-    patients = pd.concat(
-        [
-            cases_frame(store, d)[["case_id", "patient_id"]].assign(dataset=d)
-            for d in predictions["dataset"].unique()
-        ]
-    )
-    return predictions.merge(patients, on=["dataset", "case_id"], how="left")
 
 
 def verdict(delta: Metric) -> str:
@@ -50,10 +41,12 @@ def _interval(metric: Metric, signed: bool = False) -> str:
 
 def gain_row(store: Store, zeroshot: dict, finetuned: dict, bootstrap: BootstrapConfig) -> dict | None:
     """One table row from a zero-shot and a fine-tuned row of the paper tables (same site, method, protocol)."""
+    if ", " in str(finetuned["run_id"]):  # one fine-tuning run per seed
+        return seeded_gain_row(store, zeroshot, finetuned, bootstrap)
     a, b = predictions_frame(store, zeroshot["run_id"]), predictions_frame(store, finetuned["run_id"])
     if a.empty or b.empty:  # a run computed but not saved (PaperConfig.save_runs=False)
         return None
-    a, b = _with_patients(store, a), _with_patients(store, b)
+    a, b = with_patient_ids(store, a), with_patient_ids(store, b)
     comparison = compare_predictions(a, b, bootstrap)
     delta = comparison.deltas["auroc"]
     return {
@@ -63,6 +56,35 @@ def gain_row(store: Store, zeroshot: dict, finetuned: dict, bootstrap: Bootstrap
         "fine-tuned AUC [95% CI]": _interval(_stored_auroc(store, finetuned["run_id"])),
         "difference [paired 95% CI]": _interval(delta, signed=True),
         "n": comparison.n_common,
+        "verdict": verdict(delta),
+        "zero-shot run": zeroshot["run_id"],
+        "fine-tuning run": finetuned["run_id"],
+    }
+
+
+def seeded_gain_row(store: Store, zeroshot: dict, finetuned: dict, bootstrap: BootstrapConfig) -> dict | None:
+    """Fine-tuned over several seeds vs the (deterministic) zero-shot run: mean gain over seeds, its CI from a
+    bootstrap over patients and seeds."""
+    ids = str(finetuned["run_id"]).split(", ")
+    stacked = stack_runs(store, [get_run(store, zeroshot["run_id"]), *(get_run(store, i) for i in ids)])
+    if stacked is None:
+        return None
+    y, zs, ft = stacked.y, stacked.scores[0], stacked.scores[1:]
+    gains = np.array([delong_test(y, s, zs).delta for s in ft])
+    samples = None
+    if bootstrap.n_resamples > 0:
+        base = seed_auroc_samples(y, zs[None, :], stacked.patient_ids, bootstrap)
+        samples = seed_auroc_samples(y, ft, stacked.patient_ids, bootstrap) - base
+    summary = summarise_seeds(gains, samples, bootstrap)
+    delta = Metric(summary.mean, lo=summary.lo, hi=summary.hi)
+    return {
+        "dataset": zeroshot["dataset"],
+        "method": zeroshot["method"],
+        "zero-shot AUC [95% CI]": _interval(_stored_auroc(store, zeroshot["run_id"])),
+        "fine-tuned AUC [95% CI]": f"{finetuned['AUC']} [{finetuned['AUC 95% CI']}]",
+        "difference [paired 95% CI]": _interval(delta, signed=True)
+        + f" ({summary.n_above_zero}/{len(ids)} seeds gain)",
+        "n": len(y),
         "verdict": verdict(delta),
         "zero-shot run": zeroshot["run_id"],
         "fine-tuning run": finetuned["run_id"],

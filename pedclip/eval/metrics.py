@@ -113,8 +113,8 @@ def _one_class_reason(y: np.ndarray) -> str | None:
     return None
 
 
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks of (n,) values with ties given their average rank."""
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of (n,) values with ties given their average rank (midranks), O(n log n)."""
     order = np.argsort(values, kind="mergesort")
     sorted_values = values[order]
     starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
@@ -133,7 +133,7 @@ def auroc(y_true: np.ndarray, y_score: np.ndarray) -> Metric:
         return undefined(reason)
     pos = y == 1
     n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    rank_sum = _average_ranks(s.astype(np.float64))[pos].sum()
+    rank_sum = average_ranks(s.astype(np.float64))[pos].sum()
     return Metric(float((rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)))
 
 

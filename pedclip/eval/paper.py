@@ -23,7 +23,6 @@ from pedclip.eval.prompts import load_prompt_set
 from pedclip.eval.zeroshot import ZeroShotConfig, zeroshot_eval
 from pedclip.store import Store
 from pedclip.store.cases import cases_frame
-from pedclip.store.runs import finished_runs
 
 METHODS = ("CLIP", "MedCLIP")
 SITES = ("ORI", "UCSD")  # the paper's row order
@@ -63,6 +62,10 @@ class PaperConfig:
     medclip: str = "medclip:vit"
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
     save_runs: bool = True  # write the zero-shot runs computed here to the store
+    # which fine-tuning and transfer runs fill Tables 3-5 (eval/pick.py): None / () = any, matched on config
+    seeds: tuple[int, ...] | None = None  # training seeds to take (None: every seed of the chosen recipe)
+    recipe: tuple[tuple[str, object], ...] = ()  # resolved-config fields to match, e.g. (("lr", 3e-4),)
+    loss: str | None = None  # sound cells' loss (None: the protocol's default); paper cells: the study's
 
     def dataset(self, site: str) -> str:
         return self.ucsd if site == "UCSD" else self.ori
@@ -148,13 +151,6 @@ def result_row(site: str, method: str, source: str, result: EvalResult, note: st
     )
 
 
-def stored_row(site: str, method: str, source: str, run: dict, note: str = "") -> dict:
-    metrics = {k: Metric.from_dict(v) for k, v in run["metrics"].items()}
-    evaluation = run["config"].get("evaluation") or {}
-    n = run["config"].get("n") or (evaluation.get("n", "") if isinstance(evaluation, dict) else "")
-    return metric_row(site, method, source, metrics, n=n, split=run["split"], run_id=run["run_id"], note=note)
-
-
 def missing_row(site: str, method: str, source: str, note: str) -> dict:
     return metric_row(site, method, source, None, note=note)
 
@@ -201,7 +197,7 @@ def table1_counts(store: Store, config: PaperConfig) -> Table:
 # ---- Table 2 ---------------------------------------------------------------------------------------------
 
 
-def _zeroshot(store, encoder, dataset, prompts, protocol, config, run_ids) -> EvalResult:
+def run_zeroshot(store, encoder, dataset, prompts, protocol, config, run_ids) -> EvalResult:
     zs = ZeroShotConfig(protocol=protocol, bootstrap=config.bootstrap)
     result = zeroshot_eval(store, encoder, dataset, load_prompt_set(prompts), zs)
     if config.save_runs:
@@ -222,7 +218,7 @@ def table2_zeroshot(store: Store, encoders: dict, config: PaperConfig, run_ids: 
                     )
                     continue
                 try:
-                    result = _zeroshot(store, encoder, dataset, prompts, protocol, config, run_ids)
+                    result = run_zeroshot(store, encoder, dataset, prompts, protocol, config, run_ids)
                 except PedclipError as exc:
                     rows.append(missing_row(site, method, protocol, f"not run: {exc}"))
                     continue
@@ -245,119 +241,36 @@ def _zs_note(result: EvalResult, prompts: str) -> str:
     return "; ".join(parts)
 
 
-# ---- Tables 3 and 4: from fine-tuning and transfer runs ------------------------------------------------
-
-
-def lineage_runs(store: Store, kind: str, parent_fingerprint: str | None) -> list[dict]:
-    """Finished runs of `kind` whose model's parent is `parent_fingerprint`, newest first."""
-    if parent_fingerprint is None:
-        return []
-    return finished_runs(store, kind, parent_fingerprint)
-
-
-def _pick(runs: list[dict], protocol: str, train: str | None, evaluate: str | None) -> dict | None:
-    for run in runs:  # newest first
-        if run["protocol"] != protocol:
-            continue
-        if train is not None and run["train_dataset"] != train:
-            continue
-        if evaluate is not None and run["eval_dataset"] != evaluate:
-            continue
-        return run
-    return None
-
-
-def table3_finetuned(store: Store, parents: dict, config: PaperConfig) -> Table:
-    rows = []
-    for site in SITES:
-        for method in METHODS:
-            rows.append(published_row("table3", site, method))
-            runs = lineage_runs(store, "finetune", parents.get(method))
-            for protocol in ("paper", "sound"):
-                run = _pick(runs, protocol, config.dataset(site), None)
-                if run is None or not run["metrics"]:
-                    hint = f"pedclip finetune --model {config.spec(method)} --dataset {config.dataset(site)}"
-                    rows.append(
-                        missing_row(site, method, protocol, f"not run (`{hint} --protocol {protocol}`)")
-                    )
-                else:
-                    rows.append(
-                        stored_row(site, method, protocol, run, "from the fine-tuning run (test split)")
-                    )
-    notes = [
-        "Fine-tuned on the dataset's train split and evaluated on its test split (study and pedclip alike)."
-    ]
-    return Table("table3", "Table 3: fine-tuned", rows, notes)
-
-
 ParentLoader = Callable[[str], object]
-
-
-def table4_transfer(
-    store: Store, parents: dict, config: PaperConfig, load: ParentLoader, run_ids: list
-) -> Table:
-    rows = []
-    for site in SITES:
-        target, source = config.dataset(site), config.dataset("ORI" if site == "UCSD" else "UCSD")
-        for method in METHODS:
-            rows.append(published_row("table4", site, method))
-            runs = lineage_runs(store, "transfer", parents.get(method))
-            for protocol in ("paper", "sound"):
-                if protocol == "paper" and method == "MedCLIP":
-                    row = _study_medclip_transfer(store, parents, config, site, load, run_ids)
-                    if row is not None:
-                        rows.append(row)
-                        continue
-                run = _pick(runs, protocol, source, target)
-                if run is None or not run["metrics"]:
-                    hint = f"pedclip transfer --model {config.spec(method)} --from {source} --to {target}"
-                    rows.append(
-                        missing_row(site, method, protocol, f"not run (`{hint} --protocol {protocol}`)")
-                    )
-                else:
-                    rows.append(stored_row(site, method, protocol, run, f"fine-tuned on {source}"))
-    notes = [
-        "Each row's model was fine-tuned on the other dataset; paper: all target splits pooled; sound: target test split.",
-        "The study's MedCLIP rows both used the UCSD-fine-tuned model (audit section 1); the paper protocol "
-        "reproduces that when that model is embedded on the target, so its UCSD row is in-sample, not transfer.",
-    ]
-    return Table("table4", "Table 4: transfer", rows, notes)
-
-
-def _study_medclip_transfer(store, parents, config, site, load, run_ids) -> dict | None:
-    """The study's Table 4 MedCLIP cell: the UCSD-fine-tuned (paper) model on `site`, COVID prompts, search."""
-    runs = lineage_runs(store, "finetune", parents.get("MedCLIP"))
-    run = _pick(runs, "paper", config.ucsd, None)
-    spec = run["config"].get("child_spec") if run else None
-    if not spec:
-        return None
-    try:
-        child = load(spec)
-        result = _zeroshot(store, child, config.dataset(site), "medclip-covid", "paper", config, run_ids)
-    except PedclipError:
-        return None
-    note = f"the study's bug reproduced: UCSD-fine-tuned model ({run['run_id']})"
-    return result_row(site, "MedCLIP", "paper", result, note)
 
 
 # ---- all tables -----------------------------------------------------------------------------------------
 
 
 def paper_tables(store: Store, config: PaperConfig, load: ParentLoader) -> PaperResult:
-    """Tables 1-4; `load(spec)` builds an Encoder (a spec that fails to load leaves its cells "not run")."""
+    """Tables 1-5; `load(spec)` builds an Encoder (a spec that fails to load leaves its cells "not run")."""
     encoders, errors = {}, {}
     for method in METHODS:
         try:
             encoders[method] = load(config.spec(method))
         except PedclipError as exc:
             errors[method] = str(exc)
+    # imported here: paper_trained builds its rows with this module's helpers
+    from pedclip.eval.paper_trained import (
+        table3_finetuned,
+        table4_transfer,
+        table5_head_to_head,
+        trained_picks,
+    )
+
     parents = {m: e.fingerprint for m, e in encoders.items()}
     run_ids: list[str] = []
+    picks = trained_picks(store, parents, config)
     tables = [
         table1_counts(store, config),
         table2_zeroshot(store, encoders, config, run_ids),
-        table3_finetuned(store, parents, config),
-        table4_transfer(store, parents, config, load, run_ids),
+        table3_finetuned(store, picks, config),
+        table4_transfer(store, parents, picks, config, load, run_ids),
     ]
     for method, message in errors.items():
         tables[1].notes.append(f"{method} ({config.spec(method)}) could not be loaded: {message}")
@@ -374,6 +287,7 @@ def paper_tables(store: Store, config: PaperConfig, load: ParentLoader) -> Paper
                 ],
             )
         )
+    tables.append(table5_head_to_head(store, tables[1].rows, parents, picks, config))
     return PaperResult(tables, run_ids)
 
 

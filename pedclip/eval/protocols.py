@@ -16,6 +16,10 @@ import numpy as np
 
 from pedclip.errors import PedclipError
 
+# The fine-tuning loss each protocol uses when none is given: the study's hard CLIP targets in `paper`,
+# label-similarity targets in `sound` (same-class captions are not negatives: audit section 2, item 9).
+PROTOCOL_LOSS = {"sound": "semantic", "paper": "clip"}
+
 
 @dataclass(frozen=True)
 class Protocol:

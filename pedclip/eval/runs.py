@@ -1,9 +1,8 @@
-"""Listing, showing and comparing stored runs (what `pedclip runs` prints)."""
+"""Listing and showing stored runs (what `pedclip runs` prints); `pedclip compare` is eval/paired_runs.py."""
 
 from __future__ import annotations
 
 from pedclip.eval.bootstrap import BootstrapConfig
-from pedclip.eval.compare import Comparison, compare_predictions
 from pedclip.eval.record import RunRecord
 from pedclip.eval.slices import metrics_by, with_case_attributes
 from pedclip.store import Store
@@ -56,18 +55,3 @@ def show_run(
             {k: None if isinstance(v, float) and v != v else v for k, v in r.items()} for r in records
         ]
     return out
-
-
-def compare_runs(
-    store: Store, run_a: str, run_b: str, bootstrap: BootstrapConfig = BootstrapConfig()
-) -> dict:
-    """B against A on their common cases: metric deltas with paired bootstrap CIs and flipped cases."""
-    a, b = get_run(store, run_a), get_run(store, run_b)
-    pa = predictions_frame(store, a["run_id"])
-    pb = with_case_attributes(store, predictions_frame(store, b["run_id"]))
-    comparison: Comparison = compare_predictions(pa[pa["label"].notna()], pb[pb["label"].notna()], bootstrap)
-    return {"a": _brief(a), "b": _brief(b), **comparison.as_dict()}
-
-
-def _brief(run: dict) -> dict:
-    return {k: run[k] for k in ("run_id", "kind", "protocol", "model", "eval_dataset", "split")}

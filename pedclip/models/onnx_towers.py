@@ -16,6 +16,7 @@ and its BERT text tower (dynamic batch and length). `local:` and `demo:` models 
 from __future__ import annotations
 
 import dataclasses
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -152,6 +153,7 @@ class OnnxTower:
         self.fp32_fingerprint = fp32  # for int8: the fingerprint of the fp32 graphs it quantises
         self._graph: TowerGraph | None = None
         self._sessions: dict[tuple[int, int], object] = {}
+        self._lock = threading.Lock()  # dashboard sessions share one encoder: one export at a time
         self.fallback = False  # True once torch took over
 
     @property
@@ -180,6 +182,10 @@ class OnnxTower:
     def _session(self, size: int, threads: int | None):
         """One session per (graph, thread count): a few prompts run on one thread (Encoder.encode_texts)."""
         threads = threads or torch.get_num_threads()
+        with self._lock:
+            return self._session_locked(size, threads)
+
+    def _session_locked(self, size: int, threads: int):
         if (size, threads) not in self._sessions:
             key = self.key_for(size)
             try:
@@ -187,7 +193,7 @@ class OnnxTower:
             except ExportRejected as exc:
                 if key.dtype != "fp32":
                     raise PedclipError(f"{key.dtype} ONNX {key.tower} tower unavailable: {exc}") from exc
-                warnings.warn(f"ONNX {key.tower} tower not used ({exc}); running it in torch", stacklevel=4)
+                warnings.warn(f"ONNX {key.tower} tower not used ({exc}); running it in torch", stacklevel=5)
                 self.fallback = True
                 return None
             self._sessions[size, threads] = cpu_session(
@@ -261,7 +267,9 @@ def onnx_encoder(encoder: Encoder, onnx_root: Path, dtype: str = "fp32") -> Enco
             GraphKey(out.fingerprint, "image", 0, dtype),
             onnx_root,
             fp32,
-        ),
+        )
+        if encoder.image_tower is not None  # loaded with towers="text"
+        else None,
         "text_tower": OnnxTower(
             encoder.text_tower,
             lambda: text_graph(encoder),

@@ -17,8 +17,11 @@ from types import ModuleType
 from pedclip.errors import PedclipError
 
 RUNTIMES = ("auto", "torch", "onnx")
+ONNX_DTYPES = ("fp32", "int8")
 ONNX_ONLY_DTYPES = ("int8",)  # ORT dynamic quantisation; torch has no runner for these here
-INSTALL_HINT = "pip install 'pedclip[onnx]' (or: pip install onnxruntime onnx)"
+INSTALL_HINT = (
+    "pip install onnxruntime onnx (pedclip's default dependencies; a trimmed install may lack them)"
+)
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 Importer = Callable[[str], ModuleType]
@@ -58,6 +61,10 @@ def resolve_runtime(
         resolved = "onnx" if on_cpu and dtype == "fp32" and onnxruntime_available(importer) else "torch"
     else:
         resolved = "torch"
+    if resolved == "onnx" and dtype not in ONNX_DTYPES:
+        raise PedclipError(
+            f"--runtime onnx runs {' or '.join(ONNX_DTYPES)}; got --dtype {dtype}; use --runtime torch"
+        )
     if dtype in ONNX_ONLY_DTYPES and resolved != "onnx":
         raise PedclipError(
             f"--dtype {dtype} is ONNX Runtime's dynamic quantisation; use --runtime onnx or auto"

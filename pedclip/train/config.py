@@ -11,7 +11,7 @@ import re
 from dataclasses import asdict, dataclass, replace
 
 from pedclip.errors import PedclipError
-from pedclip.eval.protocols import PROTOCOLS
+from pedclip.eval.protocols import PROTOCOL_LOSS, PROTOCOLS
 from pedclip.train.losses import LOSSES
 
 TEXTS = ("prompts", "reports")
@@ -19,7 +19,6 @@ OPTIMIZERS = ("adam", "adamw")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_TEMPLATE = "a photo of {} lungs."
 CLASS_WORDS = {"sound": ("normal", "pneumonia"), "paper": ("normal", "covid")}  # paper: the study's "covid"
-PROTOCOL_LOSS = {"sound": "semantic", "paper": "clip"}
 UCSD_MARKERS = ("ucsd", "kermany")
 TRAINABLE_PATTERN = re.compile(r"^(all|projection|last-(\d+))$")
 

@@ -193,10 +193,15 @@ def save_child(store: Store, encoder: Encoder, run_id: str, config: FinetuneConf
 
 
 def finetune(
-    store: Store, config: FinetuneConfig, progress: Progress | None = None, decoder: Decoder = default_decoder
+    store: Store,
+    config: FinetuneConfig,
+    progress: Progress | None = None,
+    decoder: Decoder = default_decoder,
+    tags: dict | None = None,
 ) -> FinetuneResult:
     """Fine-tune `config.model` on `config.dataset`; see the module docstring for the steps.
 
+    `tags` (e.g. the seed group, the tuning grid) are stored in the run's config beside what it computed.
     The run is recorded as "running" from the start, and "failed" if anything raises (Ctrl-C included);
     a first Ctrl-C during training only stops it early and the run ends "interrupted" with its checkpoint.
     """
@@ -215,17 +220,18 @@ def finetune(
         "val": len(val),
         "val_positive": val.n_positive,
     }
-    save_run(store, _run_row(run_id, resolved, config, {"config": {"data": data}}, "running"))
+    first = {"config": {**(tags or {}), "data": data}}
+    save_run(store, _run_row(run_id, resolved, config, first, "running"))
     try:
         return _train_save_embed(
-            store, encoder, train, val, resolved, config, run_id, data, progress, started
+            store, encoder, train, val, resolved, config, run_id, first["config"], progress, started
         )
     except BaseException:
-        save_run(store, _run_row(run_id, resolved, config, {"config": {"data": data}}, "failed"))
+        save_run(store, _run_row(run_id, resolved, config, first, "failed"))
         raise
 
 
-def _train_save_embed(store, encoder, train, val, resolved, request, run_id, data, progress, started):
+def _train_save_embed(store, encoder, train, val, resolved, request, run_id, tagged, progress, started):
     parent = encoder.fingerprint
     seconds = {"load": time.perf_counter() - started}
     loop, n_trainable = train_encoder(store, encoder, train, val, resolved, run_id, progress)
@@ -252,7 +258,7 @@ def _train_save_embed(store, encoder, train, val, resolved, request, run_id, dat
         "split": test.run["split"] if test else resolved.val_split,
         "metrics": test.run["metrics"] if test else {},
         "config": {
-            "data": data,
+            **tagged,
             "training": summary,
             "parent_fingerprint": parent,
             "child_spec": child.spec,

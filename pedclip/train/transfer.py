@@ -8,6 +8,7 @@ same request is reused instead of training again, unless `reuse=False`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from pedclip.store.cases import get_dataset
 from pedclip.store.runs import get_run, new_run_id, runs_frame
 from pedclip.train.config import FinetuneConfig
 from pedclip.train.evaluate import embed_with, evaluate_finetuned
-from pedclip.train.finetune import finetune
+from pedclip.train.finetune import FinetuneResult, finetune
 from pedclip.train.loop import Progress
 
 # Request fields that do not change the trained weights (where to embed, which device) are not compared.
@@ -59,14 +60,22 @@ def find_finetune(store: Store, config: FinetuneConfig) -> dict | None:
     return None
 
 
+Trainer = Callable[..., FinetuneResult]  # finetune, or tune.tuned_finetune with its grid bound
+
+
 def finetuned_spec(
-    store: Store, config: FinetuneConfig, reuse: bool, progress: Progress | None
+    store: Store,
+    config: FinetuneConfig,
+    reuse: bool,
+    progress: Progress | None,
+    tags: dict | None = None,
+    trainer: Trainer = finetune,
 ) -> tuple[str, str]:
     """(local: spec, fine-tuning run id) of a model fine-tuned with `config`, trained now unless reusable."""
     found = find_finetune(store, config) if reuse else None
     if found is not None:
         return f"local:{found['config']['checkpoint']}", found["run_id"]
-    result = finetune(store, config, progress=progress)
+    result = trainer(store, config, progress=progress, tags=tags)
     if result.stopped == "interrupted":
         raise KeyboardInterrupt
     return result.spec, result.run_id
@@ -78,17 +87,21 @@ def transfer_one(
     to_dataset: str,
     reuse: bool = True,
     progress: Progress | None = None,
+    tags: dict | None = None,
+    trainer: Trainer = finetune,
 ) -> dict:
-    """Fine-tune on `config.dataset`, evaluate on `to_dataset` (protocol's splits), save a "transfer" run."""
+    """Fine-tune on `config.dataset`, evaluate on `to_dataset` (protocol's splits), save a "transfer" run;
+    `tags` (seed group ...) go into both runs' configs."""
     if to_dataset == config.dataset:
         raise PedclipError(f"--from and --to are both {to_dataset!r}; transfer needs two different datasets")
-    spec, finetune_run = finetuned_spec(store, config, reuse, progress)
+    spec, finetune_run = finetuned_spec(store, config, reuse, progress, tags, trainer)
     child = load_encoder(spec, device=config.device or "cpu", home=store.paths.home)
     embed_with(store, child, (to_dataset,), EmbedConfig(workers=config.embed_workers))
     result = evaluate_finetuned(store, child, config, dataset=to_dataset, kind="transfer", split=None)
     result.run["run_id"] = new_run_id("transfer")
     result.run["train_dataset"] = config.dataset
     result.run["config"] = {
+        **(tags or {}),
         **result.run["config"],
         "train_dataset": config.dataset,
         "eval_dataset": to_dataset,
@@ -105,6 +118,7 @@ def transfer_one(
         "model": spec,
         "finetune_run": finetune_run,
         "split": result.run["split"],
+        "seed": config.seed,
         "metrics": result.run["metrics"],
     }
 
@@ -116,11 +130,13 @@ def transfer(
     both: bool = False,
     reuse: bool = True,
     progress: Progress | None = None,
+    tags: dict | None = None,
+    trainer: Trainer = finetune,
 ) -> TransferResult:
     """A -> B (config.dataset -> to_dataset), and B -> A with B's own fine-tuned model when `both`."""
     get_dataset(store, to_dataset)
-    result = TransferResult([transfer_one(store, config, to_dataset, reuse, progress)])
+    result = TransferResult([transfer_one(store, config, to_dataset, reuse, progress, tags, trainer)])
     if both:
         reverse = replace(config, dataset=to_dataset, reembed=())
-        result.runs.append(transfer_one(store, reverse, config.dataset, reuse, progress))
+        result.runs.append(transfer_one(store, reverse, config.dataset, reuse, progress, tags, trainer))
     return result

@@ -48,5 +48,10 @@ def test_quick_demo_fills_tables_1_to_4_in_both_protocols(quick_demo_home) -> No
         ours = frame[frame["source"].isin(["paper", "sound"])]
         assert len(ours) == 8, table  # 2 sites x 2 methods x 2 protocols
         assert ours["AUC"].notna().all(), ours[["dataset", "method", "source", "note"]]
+    head = pd.read_csv(out / "table5.csv")  # CLIP vs MedCLIP: 2 sites x 4 regimes, sound cells over 2 seeds
+    assert len(head) == 8 and head["p"].notna().all(), head[["dataset", "regime", "note"]]
+    trained = head[head["regime"].isin(["fine-tuned", "transferred"])]
+    assert (trained["seeds"] == "0,1").all() and trained["test"].str.contains("2 seeds").all()
+    assert head["Holm p"].ge(head["p"]).all()
     probes = runs_frame(Store.open(quick_demo_home), ["probe"])
     assert set(probes["model"]) == {"demo:clip", "demo:medclip"}  # the two pretrained demo models

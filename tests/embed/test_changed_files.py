@@ -47,7 +47,7 @@ def test_changed_file_is_skipped_counted_and_never_stored(store, tiny_encoder, c
         and "pedclip data ingest" in report.failures[0].reason
     )
     assert missing_images(store, tiny_encoder.fingerprint, [sha]) == [sha]  # no vector under the stale sha
-    assert not PixelCache(store.paths.pixels, tiny_encoder.preprocess_config).contains(sha)
+    assert not PixelCache(store.paths.pixels, tiny_encoder.preprocess_config).path_for(sha).exists()
     # the true copy elsewhere gets the original's vector, not the changed file's
     embed_dataset(store, tiny_encoder, "b", SERIAL)
     _, vectors = case_vectors(store, tiny_encoder.fingerprint, "b")

@@ -34,7 +34,7 @@ def _finetune_run(
     y, s = np.array(frame["label"]), np.array(frame["score"])
     save_run(store, {"run_id": run_id, "kind": "finetune", "protocol": "sound", "model": TINY, "fingerprint": run_id,
                      "train_dataset": dataset, "eval_dataset": dataset, "split": "test",
-                     "config": {"parent_fingerprint": parent},
+                     "config": {"parent_fingerprint": parent, "resolved": {"loss": "semantic", "seed": 0}},
                      "metrics": {"auroc": {"value": roc_auc_score(y, s), "lo": 0.0, "hi": 1.0}}},
              pd.DataFrame(frame))  # fmt: skip
 

@@ -9,7 +9,8 @@ import pytest
 from pedclip.cli import main
 from pedclip.errors import PedclipError
 from pedclip.eval.bootstrap import BootstrapConfig
-from pedclip.eval.paper import PUBLISHED, PaperConfig, paper_tables, write_tables
+from pedclip.eval.headtohead import REGIMES
+from pedclip.eval.paper import PUBLISHED, SITES, PaperConfig, paper_tables, write_tables
 from pedclip.eval.report import write_report
 from pedclip.store.runs import save_run
 from tests.eval.conftest import add_dataset
@@ -52,12 +53,16 @@ def test_paper_tables_both_protocols(sites, tiny_encoder, tmp_path):
             "train_dataset": "ori",
             "eval_dataset": "ori",
             "split": "test",
-            "config": {"parent_fingerprint": tiny_encoder.fingerprint, "evaluation": {"n": 12}},
+            "config": {
+                "parent_fingerprint": tiny_encoder.fingerprint,
+                "evaluation": {"n": 12},
+                "resolved": {"loss": "semantic", "seed": 0, "lr": 1e-5},
+            },
             "metrics": {"auroc": {"value": 0.75, "lo": 0.6, "hi": 0.9}, "accuracy": {"value": 0.7}},
         },
     )
     result = paper_tables(sites, config, _loader(tiny_encoder))
-    t1, t2, t3, t4 = result.tables
+    t1, t2, t3, t4, t5 = result.tables
     store_counts = {r["dataset"]: r for r in t1.rows if r["source"] == "store"}
     assert store_counts["ucsd".upper()]["pneumonia"] + store_counts["UCSD"]["normal"] == 80
     assert len(t2.rows) == 12 and len(_rows(t2, "published")) == 4
@@ -73,10 +78,17 @@ def test_paper_tables_both_protocols(sites, tiny_encoder, tmp_path):
     assert len(filled) == 2 and filled[0]["AUC"] == 0.75  # CLIP and MedCLIP share the tiny parent here
     assert all("not run" in r["note"] for r in _rows(t3, "paper") + _rows(t4, "sound"))
     assert len(result.run_ids) == 8
+    # Table 5: 2 sites x 4 regimes; CLIP and MedCLIP are the same tiny model here, so zero-shot ties exactly
+    assert [(r["dataset"], r["regime"]) for r in t5.rows] == [(s, g) for s in SITES for g in REGIMES]
+    zs5 = [r for r in t5.rows if r["regime"] == "zero-shot"]
+    assert all(r["p"] == 1.0 and r["n"] and r["test"] == "DeLong" for r in zs5)
+    ft5 = next(r for r in t5.rows if r["regime"] == "fine-tuned" and r["dataset"] == "ORI")
+    assert ft5["p"] is None and "no stored predictions" in ft5["note"]  # finetune-x saved no predictions
     # the study's Table 4 MedCLIP quirk: the UCSD-fine-tuned (paper) model scored on both targets
     save_run(sites, {"run_id": "finetune-ucsd", "kind": "finetune", "protocol": "paper", "model": TINY,
                      "fingerprint": "child2", "train_dataset": "ucsd", "eval_dataset": "ucsd", "split": "test",
-                     "config": {"parent_fingerprint": tiny_encoder.fingerprint, "child_spec": TINY},
+                     "config": {"parent_fingerprint": tiny_encoder.fingerprint, "child_spec": TINY,
+                                "resolved": {"loss": "clip", "seed": 0}},
                      "metrics": {"auroc": {"value": 0.9}}})  # fmt: skip
     t4 = paper_tables(sites, config, _loader(tiny_encoder)).tables[3]
     quirk = [r for r in _rows(t4, "paper") if r["method"] == "MedCLIP"]
@@ -85,7 +97,7 @@ def test_paper_tables_both_protocols(sites, tiny_encoder, tmp_path):
     paths = write_tables(result, tmp_path / "out")
     text = (tmp_path / "out" / "tables.md").read_text()
     assert "### Table 2: zero-shot" in text and "| ORI | CLIP | published |" in text
-    assert {p.name for p in paths} == {"tables.md", "table1.csv", "table2.csv", "table3.csv", "table4.csv"}
+    assert {p.name for p in paths} == {f"table{i}.csv" for i in range(1, 6)} | {"tables.md"}
 
 
 def test_paper_tables_without_models(sites, tiny_encoder):
@@ -132,8 +144,9 @@ def test_cli_zeroshot_rescore_runs(sites, home, capsys):
     assert {r["run_id"] for r in listed} == {zs["run_id"], rs["run_id"]}
     shown = _cli(capsys, home, "runs", "show", zs["run_id"], "--by", "site")
     assert [s["group"] for s in shown["slices"]] == ["A", "B"]
-    compared = _cli(capsys, home, "runs", "compare", zs["run_id"], rs["run_id"])
-    assert compared["n_flipped"] == compared["n_fixed"] + compared["n_broken"]
+    compared = _cli(capsys, home, "compare", zs["run_id"], rs["run_id"], "--resamples", "50")
+    assert compared["n_flipped"] == compared["n_a_right"] + compared["n_b_right"]
+    assert compared["n"] == zs["config"]["n"] and set(compared["dropped"].values()) == {0}
     probe = _cli(
         capsys, home, "probe", "--model", TINY, "--train", "ucsd", "--eval", "ori", "--resamples", "0"
     )

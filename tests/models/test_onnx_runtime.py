@@ -195,6 +195,8 @@ def test_runtime_resolution_and_the_missing_onnxruntime_hint() -> None:
     with pytest.raises(PedclipError, match=r"needs onnxruntime.*pip install") as caught:
         resolve_runtime("onnx", "cpu", "fp32", importer=_missing)
     assert "\n" not in str(caught.value)
+    with pytest.raises(PedclipError, match="runtime onnx runs fp32 or int8"):
+        resolve_runtime("onnx", "cpu", "bf16")
     with pytest.raises(PedclipError, match="unknown runtime"):
         resolve_runtime("tensorrt", "cpu", "fp32")
 
