@@ -14,6 +14,8 @@ PAGES = (
     ("views/metrics.py", "Metrics", ":material/monitoring:"),
     ("views/errors.py", "Errors", ":material/error:"),
     ("views/neighbors.py", "Neighbors", ":material/hub:"),
+    ("views/find_cases.py", "Find cases", ":material/search:"),
+    ("views/case_card.py", "Case", ":material/radiology:"),
     ("views/prompt_lab.py", "Prompt lab", ":material/edit_note:"),
     ("views/embedding_map.py", "Embedding map", ":material/scatter_plot:"),
     ("views/data.py", "Data", ":material/database:"),

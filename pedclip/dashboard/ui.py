@@ -21,7 +21,9 @@ from pedclip.eval.workspace import Workspace
 
 READ_TTL_S = 5
 NEIGHBORS_PAGE = "views/neighbors.py"
+CASE_PAGE = "views/case_card.py"
 FOCUS_KEY = "focus_case"
+CASE_FOCUS_KEY = "focus_card"
 
 
 def home() -> str:
@@ -217,13 +219,41 @@ def gallery(cases: pd.DataFrame, caption: Callable[[dict], str], key: str, colum
             else:
                 col.image(image, width="stretch")
             col.caption(caption(case))
-            if col.button("neighbors", key=f"{key}_{case['dataset']}_{case['case_id']}"):
+            left, right = col.columns(2)
+            if left.button("neighbors", key=f"{key}_{case['dataset']}_{case['case_id']}"):
                 open_neighbors(case["dataset"], case["case_id"])
+            if right.button("case", key=f"{key}_card_{case['dataset']}_{case['case_id']}"):
+                open_case(case["dataset"], case["case_id"])
 
 
 def open_neighbors(dataset: str, case_id: str) -> None:
     st.session_state[FOCUS_KEY] = {"dataset": dataset, "case_id": case_id}
     st.switch_page(NEIGHBORS_PAGE, query_params={"dataset": dataset, "case": case_id})
+
+
+def open_case(dataset: str, case_id: str) -> None:
+    st.session_state[CASE_FOCUS_KEY] = {"dataset": dataset, "case_id": case_id}
+    st.switch_page(CASE_PAGE, query_params={"dataset": dataset, "case": case_id})
+
+
+def table(frame: pd.DataFrame, key: str, **dataframe_options) -> None:
+    """A table with CSV and Parquet downloads of exactly what it shows."""
+    st.dataframe(frame, hide_index=True, **dataframe_options)
+    csv, parquet = st.columns(2)
+    csv.download_button("CSV", frame.to_csv(index=False).encode(), f"{key}.csv", "text/csv", key=f"{key}_csv")
+    parquet.download_button(
+        "Parquet", _parquet_bytes(frame), f"{key}.parquet", "application/octet-stream", key=f"{key}_parquet"
+    )
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    # object columns of mixed types (a verdict list, None beside floats) are written as their text
+    safe = frame.apply(lambda c: c.map(lambda v: None if v is None else str(v)) if c.dtype == object else c)
+    safe.to_parquet(buffer, index=False)
+    return buffer.getvalue()
 
 
 def case_caption(case: dict) -> str:

@@ -22,7 +22,18 @@ from pedclip.store import Store
 from pedclip.store.cases import cases_by_id, get_dataset
 from pedclip.store.embeddings import case_vectors
 
-HIT_COLUMNS = ["rank", "case_id", "similarity", "label", "class", "split", "patient_id", "path", "member"]
+HIT_COLUMNS = [
+    "rank",
+    "case_id",
+    "similarity",
+    "label",
+    "class",
+    "split",
+    "patient_id",
+    "path",
+    "member",
+    "image_sha256",
+]
 
 
 @dataclass(frozen=True)
