@@ -11,6 +11,10 @@ from pedclip.cli.common import emit_json, interactive, print_table, state
 from pedclip.errors import PedclipError
 
 MODEL_HELP = "model spec, e.g. openclip:ViT-B-32-quickgelu/openai (see `pedclip models list`)"
+ENGINES = ("local", "ray")
+ENGINE_HELP = "local: decoding processes + this process | ray: Ray Data (pip install 'pedclip[ray]')"
+ADDRESS_HELP = "--engine ray: auto, HOST:PORT or ray://HOST:PORT of a Ray cluster (default: start one here)"
+GPUS_HELP = "--engine ray: GPUs per encoder actor (default 1 with --device cuda, else 0)"
 
 
 def _load(ctx: typer.Context, model: str, weights: str | None, device: str, dtype: str):
@@ -48,7 +52,10 @@ def embed(
     weights: str = typer.Option(None, "--weights", help="local weights file or folder"),
     batch_size: int = typer.Option(32, "--batch-size", help="images per model forward"),
     workers: int = typer.Option(
-        None, "--workers", help="decoding processes (default: half the cores; 0: none)"
+        None,
+        "--workers",
+        help="decoding processes (default: half the cores; 0: none); with --engine ray and no --address: "
+        "the local Ray instance's CPUs (default: all cores)",
     ),
     chunk_size: int = typer.Option(
         256, "--chunk-size", help="images per committed chunk (what a kill can lose)"
@@ -58,32 +65,87 @@ def embed(
     ),
     device: str = typer.Option("cpu", "--device", help="torch device"),
     dtype: str = typer.Option("fp32", "--dtype", help="fp32 | bf16 (weights cast to bf16)"),
+    engine: str = typer.Option("local", "--engine", help=ENGINE_HELP),
+    address: str = typer.Option(None, "--address", help=ADDRESS_HELP),
+    actors: int = typer.Option(1, "--actors", help="--engine ray: encoder actors (model copies)"),
+    gpus_per_actor: float = typer.Option(None, "--gpus-per-actor", help=GPUS_HELP),
     as_json: bool = typer.Option(False, "--json", help="print counts and stage timings as JSON"),
 ) -> None:
     """Embed every image of a dataset not yet cached for this model (resumable; reruns are cheap)."""
-    from pedclip.embed.pipeline import EmbedConfig, embed_dataset
+    from pedclip.embed.pipeline import EmbedConfig
 
+    if engine not in ENGINES:
+        raise PedclipError(f"--engine {engine!r} is not valid; expected one of: {', '.join(ENGINES)}")
+    if engine == "local" and (address or actors != 1 or gpus_per_actor is not None):
+        raise PedclipError("--address, --actors and --gpus-per-actor need --engine ray")
+    local_workers = workers if engine == "local" else 0  # with ray, --workers is the local instance's CPUs
     config = EmbedConfig(
-        batch_size=batch_size, workers=workers, chunk_size=chunk_size, use_pixel_cache=not no_pixel_cache
+        batch_size=batch_size,
+        workers=local_workers,
+        chunk_size=chunk_size,
+        use_pixel_cache=not no_pixel_cache,
     )
     store = state(ctx).store(create=False)
     report = _nothing_to_do(ctx, store, model, weights, dtype, dataset)
     if report is None:  # load the model only when an image lacks a vector
-        encoder = _load(ctx, model, weights, device, dtype)
         with _ProgressBar(f"embedding {dataset}", show=interactive(as_json)) as bar:
-            report = embed_dataset(store, encoder, dataset, config, progress=bar.update)
+            if engine == "ray":
+                ray_config = _ray_config(address, actors, gpus_per_actor, workers)
+                report = _embed_ray(
+                    ctx, store, model, weights, device, dtype, dataset, config, ray_config, bar
+                )
+            else:
+                report = _embed_local(ctx, store, model, weights, device, dtype, dataset, config, bar)
     if as_json:
         emit_json({"model": model, **report.as_dict()})
         return
-    seconds = report.seconds
-    typer.echo(
-        f"{dataset}: {report.embedded} embedded ({report.pixel_cache_hits} from the pixel cache), "
-        f"{report.already_embedded} already cached, {report.failed} failed, of {report.distinct_images} "
-        f"distinct images in {report.cases} cases; {seconds['total']:.1f} s (read {seconds['read']:.1f}, "
-        f"encode {seconds['encode']:.1f}, write {seconds['write']:.1f}), {report.images_per_s:.1f} images/s"
-    )
+    typer.echo(_summary(dataset, report))
     for failure in report.failures:
         typer.echo(f"skipped {', '.join(failure.case_ids)}: {failure.reason}", err=True)
+
+
+def _summary(dataset: str, report) -> str:
+    seconds = report.seconds
+    stages = (
+        ("start", "read", "encode", "wait", "write")
+        if report.engine == "ray"
+        else ("read", "encode", "write")
+    )
+    timings = ", ".join(f"{stage} {seconds.get(stage, 0.0):.1f}" for stage in stages)
+    summed = " (read and encode summed over Ray workers)" if report.engine == "ray" else ""
+    return (
+        f"{dataset}: {report.embedded} embedded ({report.pixel_cache_hits} from the pixel cache), "
+        f"{report.already_embedded} already cached, {report.failed} failed, of {report.distinct_images} "
+        f"distinct images in {report.cases} cases; {seconds['total']:.1f} s ({timings}){summed}, "
+        f"{report.images_per_s:.1f} images/s"
+    )
+
+
+def _embed_local(ctx, store, model, weights, device, dtype, dataset, config, bar):
+    from pedclip.embed.pipeline import embed_dataset
+
+    encoder = _load(ctx, model, weights, device, dtype)
+    return embed_dataset(store, encoder, dataset, config, progress=bar.update)
+
+
+def _ray_config(address, actors, gpus_per_actor, workers):
+    from pedclip.embed.ray_engine import RayConfig
+
+    return RayConfig(address=address, actors=actors, gpus_per_actor=gpus_per_actor, cpus=workers)
+
+
+def _embed_ray(ctx, store, model, weights, device, dtype, dataset, config, ray_config, bar):
+    """The driver's copy of the model stays on the CPU (it only names the fingerprint and preprocessing);
+    the actors build theirs on --device."""
+    from pedclip.embed.ray_engine import embed_dataset_ray
+    from pedclip.embed.ray_stages import EncoderSpec
+
+    encoder = _load(ctx, model, weights, "cpu", dtype)
+    weights = str(Path(weights).resolve()) if weights else None  # workers may start in another folder
+    spec = EncoderSpec(
+        model, encoder.fingerprint, weights, device, dtype, home=str(store.paths.home.resolve())
+    )
+    return embed_dataset_ray(store, encoder, spec, dataset, config, ray_config, progress=bar.update)
 
 
 class _ProgressBar:

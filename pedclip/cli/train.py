@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from pedclip.cli.common import emit_json, print_table, state
@@ -17,6 +19,10 @@ WD_HELP = "weight decay (default: the study's per family and dataset)"
 PROTOCOL_HELP = "sound: select on val AUROC, 'pneumonia' prompts | paper: select on val loss, 'covid' prompts"
 WORKERS_HELP = "image-decoding processes for embedding with the result (default half the cores; 0 none)"
 REEMBED_HELP = "also embed this dataset with the fine-tuned model (repeatable)"
+NPROC_HELP = (
+    "processes (ranks) on this machine: DDP, gloo on CPU, NCCL with one GPU each; the loss sees the global "
+    "batch (--batch-size is the global batch). Under torchrun leave it out"
+)
 
 
 def _epoch_printer(show: bool):
@@ -34,6 +40,30 @@ def _epoch_printer(show: bool):
         )
 
     return report
+
+
+def _run_finetune(ctx: typer.Context, config, nproc: int, progress):
+    """One process, `--nproc` spawned ranks, or this rank of a torchrun launch (None on ranks other than 0)."""
+    from pedclip.errors import PedclipError
+    from pedclip.train.distributed import Rank
+
+    if nproc < 1:
+        raise PedclipError(f"--nproc must be at least 1; got {nproc}")
+    rank = Rank.from_env()
+    if rank is not None:
+        if nproc != 1:
+            raise PedclipError("torchrun already started the processes (WORLD_SIZE is set); drop --nproc")
+        from pedclip.train.launch import finetune_as_rank
+
+        ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        return finetune_as_rank(state(ctx).home, config, rank, progress, ranks_here=ranks_here)
+    if nproc > 1:
+        from pedclip.train.launch import launch
+
+        return launch(state(ctx).home, config, nproc, progress)
+    from pedclip.train.finetune import finetune
+
+    return finetune(state(ctx).store(create=False), config, progress=progress)
 
 
 def _config(**fields):
@@ -68,11 +98,10 @@ def finetune_command(
     seed: int = typer.Option(0, "--seed"),
     reembed: list[str] = typer.Option(None, "--reembed", help=REEMBED_HELP),
     workers: int = typer.Option(None, "--workers", help=WORKERS_HELP),
+    nproc: int = typer.Option(1, "--nproc", help=NPROC_HELP),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON document"),
 ) -> None:
     """Fine-tune both towers contrastively; save, register and embed the best checkpoint as local:DIR."""
-    from pedclip.train.finetune import finetune
-
     config = _config(
         model=model,
         dataset=dataset,
@@ -94,7 +123,9 @@ def finetune_command(
         reembed=reembed,
         embed_workers=workers,
     )
-    result = finetune(state(ctx).store(create=False), config, progress=_epoch_printer(not as_json))
+    result = _run_finetune(ctx, config, nproc, _epoch_printer(not as_json))
+    if result is None:  # a torchrun rank other than 0: rank 0 reports
+        return
     if as_json:
         emit_json(result.as_dict())
         return

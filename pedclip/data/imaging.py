@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pedclip.data.remote import is_url, read_url, url_name
 from pedclip.errors import PedclipError
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
@@ -44,7 +45,12 @@ def looks_like_dicom(data: bytes) -> bool:
 def load_image(
     path: str | os.PathLike, member: str | None = None, *, max_pixels: int | None = None
 ) -> Image.Image:
-    """Decode one image: a file, a DICOM, or `member` of an npz ('train:12' = train_images[12])."""
+    """Decode one image: a file, a URL (pyarrow filesystems), a DICOM, or `member` of an npz ('train:12')."""
+    if is_url(path):
+        try:
+            return load_image_bytes(read_url(path), url_name(path), max_pixels=max_pixels)
+        except OSError as exc:
+            raise ImageDecodeError(str(exc)) from exc
     path = Path(path)
     if member is not None:
         return load_npz_member(path, member)
@@ -102,14 +108,15 @@ def inspect_file(path: str, max_pixels: int | None = None) -> tuple:
 
     Runs in pool workers, which is why this module stays light to import (no pandas, no torch).
     """
+    name = url_name(path) if is_url(path) else Path(path).name
     try:
-        data = Path(path).read_bytes()
+        data = read_url(path) if is_url(path) else Path(path).read_bytes()
     except OSError as exc:
         return ("error", f"cannot be read ({exc.strerror or exc})")
     try:
-        width, height, mode, tags = inspect_bytes(data, Path(path).name, max_pixels=max_pixels)
+        width, height, mode, tags = inspect_bytes(data, name, max_pixels=max_pixels)
     except ImageDecodeError as exc:
-        return ("error", _reason(str(exc), Path(path).name))
+        return ("error", _reason(str(exc), name))
     return (hashlib.sha256(data).hexdigest(), width, height, mode, tags)
 
 
