@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from pedclip.cli.common import emit_json, interactive, print_table, state
+from pedclip.cli.common import emit_json, interactive, load_model, print_table, state
+from pedclip.cli.options import AsJson, Dataset, Device, Dtype, Model, Runtime, Weights
 from pedclip.errors import PedclipError
 
-MODEL_HELP = "model spec, e.g. openclip:ViT-B-32-quickgelu/openai (see `pedclip models list`)"
 ENGINES = ("local", "ray")
 ENGINE_HELP = "local: decoding processes + this process | ray: Ray Data (pip install 'pedclip[ray]')"
 ADDRESS_HELP = "--engine ray: auto, HOST:PORT or ray://HOST:PORT of a Ray cluster (default: start one here)"
 GPUS_HELP = "--engine ray: GPUs per encoder actor (default 1 with --device cuda, else 0)"
-
-
-def _load(ctx: typer.Context, model: str, weights: str | None, device: str, dtype: str):
-    from pedclip.models import load_encoder
-
-    return load_encoder(model, weights=weights, device=device, dtype=dtype, home=state(ctx).home)
 
 
 def _nothing_to_do(ctx: typer.Context, store, model: str, weights: str | None, dtype: str, dataset: str):
@@ -47,9 +42,9 @@ def _nothing_to_do(ctx: typer.Context, store, model: str, weights: str | None, d
 
 def embed(
     ctx: typer.Context,
-    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="dataset name (see `pedclip data list`)"),
-    weights: str = typer.Option(None, "--weights", help="local weights file or folder"),
+    model: Model,
+    dataset: Dataset,
+    weights: Weights = None,
     batch_size: int = typer.Option(32, "--batch-size", help="images per model forward"),
     workers: int = typer.Option(
         None,
@@ -63,39 +58,45 @@ def embed(
     no_pixel_cache: bool = typer.Option(
         False, "--no-pixel-cache", help="neither read nor write the pixel cache"
     ),
-    device: str = typer.Option("cpu", "--device", help="torch device"),
-    dtype: str = typer.Option("fp32", "--dtype", help="fp32 | bf16 (weights cast to bf16)"),
+    jpeg_draft: bool = typer.Option(
+        False,
+        "--jpeg-draft",
+        help="decode big JPEGs at reduced scale (>= 2x the model input): faster, pixels within ~3 grey levels",
+    ),
+    device: Device = "cpu",
+    dtype: Dtype = "fp32",
+    runtime: Runtime = "auto",
     engine: str = typer.Option("local", "--engine", help=ENGINE_HELP),
     address: str = typer.Option(None, "--address", help=ADDRESS_HELP),
     actors: int = typer.Option(1, "--actors", help="--engine ray: encoder actors (model copies)"),
     gpus_per_actor: float = typer.Option(None, "--gpus-per-actor", help=GPUS_HELP),
-    as_json: bool = typer.Option(False, "--json", help="print counts and stage timings as JSON"),
+    as_json: AsJson = False,
 ) -> None:
     """Embed every image of a dataset not yet cached for this model (resumable; reruns are cheap)."""
-    from pedclip.embed.pipeline import EmbedConfig
+    from pedclip.embed.pipeline import EmbedConfig, embed_dataset
 
     if engine not in ENGINES:
         raise PedclipError(f"--engine {engine!r} is not valid; expected one of: {', '.join(ENGINES)}")
     if engine == "local" and (address or actors != 1 or gpus_per_actor is not None):
         raise PedclipError("--address, --actors and --gpus-per-actor need --engine ray")
-    local_workers = workers if engine == "local" else 0  # with ray, --workers is the local instance's CPUs
     config = EmbedConfig(
         batch_size=batch_size,
-        workers=local_workers,
+        workers=workers if engine == "local" else 0,  # with ray, --workers is the local instance's CPUs
         chunk_size=chunk_size,
         use_pixel_cache=not no_pixel_cache,
+        jpeg_draft=jpeg_draft,
     )
     store = state(ctx).store(create=False)
     report = _nothing_to_do(ctx, store, model, weights, dtype, dataset)
     if report is None:  # load the model only when an image lacks a vector
+        options = {"weights": weights, "device": device or "cpu", "dtype": dtype, "runtime": runtime}
         with _ProgressBar(f"embedding {dataset}", show=interactive(as_json)) as bar:
             if engine == "ray":
                 ray_config = _ray_config(address, actors, gpus_per_actor, workers)
-                report = _embed_ray(
-                    ctx, store, model, weights, device, dtype, dataset, config, ray_config, bar
-                )
+                report = _embed_ray(ctx, store, model, options, dataset, config, ray_config, bar)
             else:
-                report = _embed_local(ctx, store, model, weights, device, dtype, dataset, config, bar)
+                encoder = load_model(ctx, model, **options)
+                report = embed_dataset(store, encoder, dataset, config, progress=bar.update)
     if as_json:
         emit_json({"model": model, **report.as_dict()})
         return
@@ -106,13 +107,10 @@ def embed(
 
 def _summary(dataset: str, report) -> str:
     seconds = report.seconds
-    stages = (
-        ("start", "read", "encode", "wait", "write")
-        if report.engine == "ray"
-        else ("read", "encode", "write")
-    )
+    ray = report.engine == "ray"
+    stages = ("start", "read", "encode", "wait", "write") if ray else ("read", "encode", "write")
     timings = ", ".join(f"{stage} {seconds.get(stage, 0.0):.1f}" for stage in stages)
-    summed = " (read and encode summed over Ray workers)" if report.engine == "ray" else ""
+    summed = " (read and encode summed over Ray workers)" if ray else ""
     return (
         f"{dataset}: {report.embedded} embedded ({report.pixel_cache_hits} from the pixel cache), "
         f"{report.already_embedded} already cached, {report.failed} failed, of {report.distinct_images} "
@@ -121,30 +119,28 @@ def _summary(dataset: str, report) -> str:
     )
 
 
-def _embed_local(ctx, store, model, weights, device, dtype, dataset, config, bar):
-    from pedclip.embed.pipeline import embed_dataset
-
-    encoder = _load(ctx, model, weights, device, dtype)
-    return embed_dataset(store, encoder, dataset, config, progress=bar.update)
-
-
 def _ray_config(address, actors, gpus_per_actor, workers):
     from pedclip.embed.ray_engine import RayConfig
 
     return RayConfig(address=address, actors=actors, gpus_per_actor=gpus_per_actor, cpus=workers)
 
 
-def _embed_ray(ctx, store, model, weights, device, dtype, dataset, config, ray_config, bar):
-    """The driver's copy of the model stays on the CPU (it only names the fingerprint and preprocessing);
-    the actors build theirs on --device."""
+def _embed_ray(ctx, store, model: str, options: dict, dataset: str, config, ray_config, bar):
+    """The driver's copy of the model stays on the CPU under torch (it only names the fingerprint, the
+    preprocessing and the `models` row); the actors build theirs with --device and --runtime."""
     from pedclip.embed.ray_engine import embed_dataset_ray
     from pedclip.embed.ray_stages import EncoderSpec
+    from pedclip.models import load_encoder
+    from pedclip.models.runtime import ONNX_ONLY_DTYPES, check_dtype_hardware
 
-    encoder = _load(ctx, model, weights, "cpu", dtype)
-    weights = str(Path(weights).resolve()) if weights else None  # workers may start in another folder
-    spec = EncoderSpec(
-        model, encoder.fingerprint, weights, device, dtype, home=str(store.paths.home.resolve())
-    )
+    check_dtype_hardware(options["dtype"], options["device"])  # as on the actors' device
+    driver_runtime = "onnx" if options["dtype"] in ONNX_ONLY_DTYPES else "torch"
+    encoder = load_encoder(model, weights=options["weights"], dtype=options["dtype"], home=state(ctx).home,
+                           runtime=driver_runtime)  # fmt: skip
+    # Absolute, since the workers start in other folders.
+    weights = str(Path(options["weights"]).resolve()) if options["weights"] else None
+    spec = EncoderSpec(model, encoder.fingerprint, weights, options["device"], options["dtype"],
+                       home=str(store.paths.home.resolve()), runtime=options["runtime"])  # fmt: skip
     return embed_dataset_ray(store, encoder, spec, dataset, config, ray_config, progress=bar.update)
 
 
@@ -181,18 +177,19 @@ class _ProgressBar:
 
 def embed_text(
     ctx: typer.Context,
-    texts: list[str] = typer.Argument(..., help="texts (prompts) to embed"),
-    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
-    weights: str = typer.Option(None, "--weights", help="local weights file or folder"),
-    device: str = typer.Option("cpu", "--device", help="torch device"),
-    dtype: str = typer.Option("fp32", "--dtype", help="fp32 | bf16"),
-    as_json: bool = typer.Option(False, "--json", help="print the vectors as JSON"),
+    texts: Annotated[list[str], typer.Argument(help="texts (prompts) to embed")],
+    model: Model,
+    weights: Weights = None,
+    device: Device = "cpu",
+    dtype: Dtype = "fp32",
+    runtime: Runtime = "auto",
+    as_json: AsJson = False,
 ) -> None:
     """Embed prompts (cached by model fingerprint and exact text)."""
     from pedclip.embed.text import embed_texts
 
     store = state(ctx).store()
-    encoder = _load(ctx, model, weights, device, dtype)
+    encoder = load_model(ctx, model, weights=weights, device=device, dtype=dtype, runtime=runtime)
     vectors = embed_texts(store, encoder, texts)
     if as_json:
         rows = [{"text": t, "vector": v.tolist()} for t, v in zip(texts, vectors, strict=True)]
@@ -209,15 +206,16 @@ def embed_text(
 
 def neighbors_command(
     ctx: typer.Context,
-    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="dataset whose cases are searched"),
+    model: Model,
+    dataset: Dataset,
     case: str = typer.Option(None, "--case", help="case id of the dataset to start from"),
     image: Path = typer.Option(None, "--image", help="an image file not in the store"),
     k: int = typer.Option(10, "-k", help="how many neighbours"),
-    weights: str = typer.Option(None, "--weights", help="local weights file or folder"),
-    device: str = typer.Option("cpu", "--device", help="torch device"),
-    dtype: str = typer.Option("fp32", "--dtype", help="fp32 | bf16"),
-    as_json: bool = typer.Option(False, "--json", help="print the neighbours as JSON"),
+    weights: Weights = None,
+    device: Device = "cpu",
+    dtype: Dtype = "fp32",
+    runtime: Runtime = "auto",
+    as_json: AsJson = False,
 ) -> None:
     """Nearest cases of a dataset to one of its cases or to an image file (cosine on cached embeddings)."""
     if (case is None) == (image is None):
@@ -225,7 +223,7 @@ def neighbors_command(
     from pedclip.store.index import case_query, neighbors
 
     store = state(ctx).store(create=False)
-    encoder = _load(ctx, model, weights, device, dtype)
+    encoder = load_model(ctx, model, weights=weights, device=device, dtype=dtype, runtime=runtime)
     if case is not None:
         uid, vector = case_query(store, encoder.fingerprint, dataset, case)
         exclude = [uid]

@@ -24,6 +24,7 @@ import numpy as np
 
 from pedclip.embed.device import is_cuda
 from pedclip.embed.pipeline import ChunkWriter, EmbedConfig, EmbedReport, Progress, plan_missing
+from pedclip.embed.pixels import DraftDecoder, default_decoder
 from pedclip.embed.ray_stages import EncodeActor, EncoderSpec, decode_rows
 from pedclip.embed.reader import ImageRef, ReadFailure
 from pedclip.errors import PedclipError, require
@@ -126,6 +127,7 @@ def _readable_here(path: str) -> bool:
 def build_dataset(ray: ModuleType, refs: list[ImageRef], encoder: Encoder, spec: EncoderSpec, config: EmbedConfig,
                   ray_config: RayConfig, pixel_root: str | None):  # fmt: skip
     """The lazy Ray Dataset: refs -> decode tasks -> encoder actor pool (nothing runs until iterated)."""
+    decoder = DraftDecoder(encoder.preprocess_config) if config.jpeg_draft else default_decoder
     items = [
         {"sha256": r.sha256, "path": r.path, "member": r.member or "", "driver_sees": _readable_here(r.path)}
         for r in refs
@@ -135,7 +137,7 @@ def build_dataset(ray: ModuleType, refs: list[ImageRef], encoder: Encoder, spec:
         decode_rows,
         batch_size=config.batch_size,
         batch_format="numpy",
-        fn_kwargs={"config": encoder.preprocess_config, "pixel_root": pixel_root},
+        fn_kwargs={"config": encoder.preprocess_config, "pixel_root": pixel_root, "decoder": decoder},
         num_cpus=1,
         memory=config.batch_size * DECODE_BYTES_PER_IMAGE,
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pedclip.embed.device import host_to_device, is_cuda
+from pedclip.embed.pixels import Decoder, default_decoder
 from pedclip.embed.reader import ImageRef, read_batch
 from pedclip.errors import PedclipError
 from pedclip.models.base import PreprocessConfig
@@ -37,6 +38,7 @@ class EncoderSpec:
     dtype: str = "fp32"
     home: str | None = None
     seed: int = 0
+    runtime: str = "torch"  # auto | torch | onnx (--runtime): what runs the towers on the actor
 
     def load(self):
         from pedclip.models import load_encoder
@@ -48,6 +50,7 @@ class EncoderSpec:
             dtype=self.dtype,
             home=self.home,
             seed=self.seed,
+            runtime=self.runtime,
         )
 
 
@@ -56,7 +59,9 @@ def _unreadable(path: str) -> bool:
     return "://" not in path and not os.path.exists(path)
 
 
-def decode_rows(batch: dict, config: PreprocessConfig, pixel_root: str | None) -> dict:
+def decode_rows(
+    batch: dict, config: PreprocessConfig, pixel_root: str | None, decoder: Decoder = default_decoder
+) -> dict:
     """Ray Data batch {sha256, path, member, driver_sees} -> {sha256, npy, reason, cache_hit, read_s}.
 
     A file missing everywhere is a failure like any bad file (recorded and skipped); a path the driver can
@@ -64,7 +69,7 @@ def decode_rows(batch: dict, config: PreprocessConfig, pixel_root: str | None) -
     start = time.perf_counter()
     members = [m or None for m in batch["member"]]
     columns = zip(batch["sha256"], batch["path"], members, strict=True)
-    read = read_batch([ImageRef(str(s), str(p), m) for s, p, m in columns], config, pixel_root)
+    read = read_batch([ImageRef(str(s), str(p), m) for s, p, m in columns], config, pixel_root, decoder)
     driver_sees = dict(zip(batch["sha256"], batch["driver_sees"], strict=True))
     shas, blobs, reasons = list(read.shas), [_npy_bytes(a) for a in read.arrays], [""] * len(read.shas)
     for failure in read.failures:
