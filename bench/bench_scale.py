@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import io
 import os
 import sys
 import tempfile
@@ -23,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_embed import add_dataset, write_jpegs  # noqa: E402
+from bench.bench_embed import add_dataset, row  # noqa: E402
 from pedclip.embed.pipeline import EmbedConfig, embed_dataset  # noqa: E402
 from pedclip.embed.ray_engine import RayConfig, embed_dataset_ray  # noqa: E402
 from pedclip.embed.ray_stages import EncoderSpec  # noqa: E402
@@ -43,6 +46,24 @@ PROMPTS = ("a photo of normal lungs.", "a photo of pneumonia lungs.")
 
 def load() -> str:
     return f"load average {os.getloadavg()[0]:.1f}"
+
+
+def write_jpegs(folder: Path, n: int) -> list:
+    """n distinct 1500x1200 8-bit gray JPEGs (quality 90), as bench_embed.py's but drawn faster: one smooth
+    field with noise, shifted per image (decoding cost is what matters here, not variety)."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:1200, 0:1500].astype(np.float32)
+    field = np.clip(120 + 60 * np.sin(xx / 90) * np.cos(yy / 95) + rng.normal(0, 12, (1200, 1500)), 0, 255)
+    field = field.astype(np.uint8)
+    rows = []
+    for i in range(n):
+        buffer = io.BytesIO()
+        Image.fromarray(np.roll(field, (i * 7, i * 13), axis=(0, 1)), "L").save(buffer, "JPEG", quality=90)
+        path = folder / f"x{i:05d}.jpg"
+        path.write_bytes(buffer.getvalue())
+        rows.append(row(i, str(path), hashlib.sha256(buffer.getvalue()).hexdigest()))
+    return rows
 
 
 def bench_engines(spec: str, n: int, batch: int, root: Path) -> None:

@@ -20,7 +20,7 @@ from pedclip.store import Store
 from pedclip.store.cases import replace_cases, upsert_dataset
 from pedclip.store.embeddings import case_vectors, count_embedded
 from tests.embed.conftest import case_row, insert_dataset, write_images
-from tests.embed.test_resume import wait_for_first_chunk
+from tests.embed.test_resume import assert_complete_without_duplicates, wait_for_first_chunk
 
 TINY = "openclip:pedclip-tiny"
 
@@ -81,18 +81,7 @@ def test_killed_ray_run_resumes_without_duplicates(ray_address, store, home, tmp
     config = EmbedConfig(batch_size=16, chunk_size=32, workers=0)
     report = embed_dataset_ray(store, tiny_encoder, tiny_spec(tiny_encoder, home), "ds", config)
     assert report.already_embedded == killed_at and report.embedded == n_images - killed_at
-    with store.read() as con:
-        rows, distinct = con.execute(
-            "SELECT count(*), count(DISTINCT image_sha256) FROM image_embeddings WHERE fingerprint = ?",
-            [fingerprint],
-        ).fetchone()
-    assert rows == distinct == n_images
-    frame, vectors = case_vectors(store, fingerprint, "ds")
-    sample = list(range(0, n_images, 23))
-    arrays = [tiny_encoder.geometry(__import__("PIL.Image").Image.open(frame["path"][i])) for i in sample]
-    np.testing.assert_allclose(
-        vectors[sample], tiny_encoder.encode_images(tiny_encoder.normalize(arrays)), atol=1e-5
-    )
+    assert_complete_without_duplicates(store, fingerprint, tiny_encoder, n_images, every=23)
 
 
 def test_paths_the_workers_cannot_see_stop_the_run_with_a_clear_error(
