@@ -76,9 +76,6 @@ class PixelCache:
             np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
         os.replace(tmp, path)
 
-    def contains(self, sha256: str) -> bool:
-        return self.path_for(sha256).exists()
-
 
 def cached_geometry(
     cache: PixelCache | None,
