@@ -103,6 +103,12 @@ def embed(
     typer.echo(_summary(dataset, report))
     for failure in report.failures:
         typer.echo(f"skipped {', '.join(failure.case_ids)}: {failure.reason}", err=True)
+    if report.changed:
+        typer.echo(
+            f"{report.changed} image(s) of {dataset} changed since ingest and were skipped: run `pedclip data"
+            " ingest ...` again for this dataset, then embed",
+            err=True,
+        )
 
 
 def _summary(dataset: str, report) -> str:

@@ -75,7 +75,7 @@ def finetune_command(
     as_json: AsJson = False,
 ) -> None:
     """Fine-tune both towers contrastively; save, register and embed the best checkpoint as local:DIR."""
-    config = _config(model=model, dataset=dataset, **training)
+    config = _config(model=model, dataset=dataset, trust_torchscript=state(ctx).trust_torchscript, **training)
     result = _run_finetune(ctx, config, nproc, _epoch_printer(not as_json))
     if result is None:  # a torchrun rank other than 0: rank 0 reports
         return
@@ -117,7 +117,9 @@ def transfer_command(
     """Fine-tune on --from, evaluate zero-shot on --to with the fine-tuning prompts (Table 4)."""
     from pedclip.train.transfer import transfer
 
-    config = _config(model=model, dataset=from_dataset, **training)
+    config = _config(
+        model=model, dataset=from_dataset, trust_torchscript=state(ctx).trust_torchscript, **training
+    )
     result = transfer(
         state(ctx).store(create=False),
         config,

@@ -245,8 +245,11 @@ def _take(batch: dict, by_sha: dict[str, ImageRef], writer: ChunkWriter, report:
     report.seconds["encode"] += float(np.sum(batch["encode_s"]))
     report.pixel_cache_hits += int(np.sum(batch["cache_hit"]))
     ok = np.array([not r for r in batch["reason"]], dtype=bool)
-    for sha, reason in zip(batch["sha256"][~ok], batch["reason"][~ok], strict=True):
+    failed = zip(batch["sha256"][~ok], batch["reason"][~ok], batch["changed"][~ok], strict=True)
+    for sha, reason, changed in failed:
         ref = by_sha[str(sha)]
-        report.failures.append(ReadFailure(ref.sha256, ref.path, ref.member, ref.case_ids, str(reason)))
+        report.failures.append(
+            ReadFailure(ref.sha256, ref.path, ref.member, ref.case_ids, str(reason), bool(changed))
+        )
     if ok.any():
         writer.add([str(s) for s in batch["sha256"][ok]], np.asarray(batch["vector"][ok], dtype=np.float32))

@@ -62,7 +62,7 @@ def _unreadable(path: str) -> bool:
 def decode_rows(
     batch: dict, config: PreprocessConfig, pixel_root: str | None, decoder: Decoder = default_decoder
 ) -> dict:
-    """Ray Data batch {sha256, path, member, driver_sees} -> {sha256, npy, reason, cache_hit, read_s}.
+    """Ray Data batch {sha256, path, member, driver_sees} -> {sha256, npy, reason, changed, cache_hit, read_s}.
 
     A file missing everywhere is a failure like any bad file (recorded and skipped); a path the driver can
     read and this worker cannot stops the whole run at once: the sources are not shared."""
@@ -72,16 +72,19 @@ def decode_rows(
     read = read_batch([ImageRef(str(s), str(p), m) for s, p, m in columns], config, pixel_root, decoder)
     driver_sees = dict(zip(batch["sha256"], batch["driver_sees"], strict=True))
     shas, blobs, reasons = list(read.shas), [_npy_bytes(a) for a in read.arrays], [""] * len(read.shas)
+    changed = [False] * len(read.shas)
     for failure in read.failures:
         shas.append(failure.sha256)
         blobs.append(b"")
         reasons.append(_failure_reason(failure, bool(driver_sees[failure.sha256])))
+        changed.append(failure.changed)
     n = len(shas)
     hits = [True] * read.cache_hits + [False] * (n - read.cache_hits)  # only their count is used
     return {
         "sha256": np.array(shas, dtype=object),
         "npy": np.array(blobs, dtype=object),
         "reason": np.array(reasons, dtype=object),
+        "changed": np.array(changed, dtype=bool),
         "cache_hit": np.array(hits, dtype=bool),
         "read_s": np.full(n, (time.perf_counter() - start) / max(n, 1)),
     }
@@ -131,5 +134,5 @@ class EncodeActor:
             pixels = host_to_device(self.encoder.normalize(arrays), self.encoder.device)
             vectors[ok] = self.encoder.encode_images(pixels)
         seconds = (time.perf_counter() - start) / max(len(ok), 1)
-        out = {k: batch[k] for k in ("sha256", "reason", "cache_hit", "read_s")}
+        out = {k: batch[k] for k in ("sha256", "reason", "changed", "cache_hit", "read_s")}
         return {**out, "vector": vectors, "encode_s": np.full(len(ok), seconds)}
