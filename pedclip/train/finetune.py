@@ -26,6 +26,7 @@ from pedclip.store.embeddings import register_model
 from pedclip.store.runs import new_run_id, save_epoch, save_run
 from pedclip.train.config import FinetuneConfig, is_medclip_family, is_ucsd_like, resolve
 from pedclip.train.data import TrainingSplit, load_split
+from pedclip.train.distributed import SINGLE
 from pedclip.train.evaluate import embed_with, evaluate_finetuned
 from pedclip.train.loop import LoopResult, LoopSettings, Progress, run_loop
 from pedclip.train.step import StepSettings
@@ -153,12 +154,15 @@ def train_encoder(
     config: FinetuneConfig,
     run_id: str,
     progress: Progress | None,
+    replica=SINGLE,
 ) -> tuple[LoopResult, int]:
-    """Seeded training in its own RNG scope (the caller's global RNG is left as it was)."""
+    """Seeded training in its own RNG scope (the caller's global RNG is left as it was). Under
+    torch.distributed, rank r seeds with seed + r (its own dropout) and only rank 0 records epochs."""
     params = select_trainable(encoder, config.trainable, config.last_n)
     devices = [torch.device(config.device).index or 0] if torch.device(config.device).type == "cuda" else []
+    replica.attach(encoder)
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.seed + replica.rank)
         optimizer = make_optimizer(config, [p for _, p in params])
         result = run_loop(
             encoder,
@@ -167,8 +171,11 @@ def train_encoder(
             optimizer,
             [p for _, p in params],
             loop_settings(config),
-            on_epoch=lambda record: save_epoch(store, run_id, record["epoch"], _curve_point(record)),
+            on_epoch=(lambda r: save_epoch(store, run_id, r["epoch"], _curve_point(r)))
+            if replica.writes
+            else None,
             progress=progress,
+            replica=replica,
         )
     return result, count_parameters(params)
 
@@ -192,49 +199,64 @@ def save_child(store: Store, encoder: Encoder, run_id: str, config: FinetuneConf
     return child
 
 
+def _open_run(
+    store: Store, encoder: Encoder, resolved: FinetuneConfig, request: FinetuneConfig, tagged: dict
+) -> str:
+    register_model(store, encoder.describe())
+    run_id = new_run_id("finetune")
+    save_run(store, _run_row(run_id, resolved, request, {"config": tagged}, "running"))
+    return run_id
+
+
 def finetune(
     store: Store,
     config: FinetuneConfig,
     progress: Progress | None = None,
     decoder: Decoder = default_decoder,
     tags: dict | None = None,
-) -> FinetuneResult:
+    replica=SINGLE,
+) -> FinetuneResult | None:
     """Fine-tune `config.model` on `config.dataset`; see the module docstring for the steps.
 
     `tags` (e.g. the seed group, the tuning grid) are stored in the run's config beside what it computed.
     The run is recorded as "running" from the start, and "failed" if anything raises (Ctrl-C included);
     a first Ctrl-C during training only stops it early and the run ends "interrupted" with its checkpoint.
+    Under torch.distributed (`replica`, see train/distributed.py) only rank 0 reads and writes the store
+    and returns the result; the other ranks train and return None.
     """
     started = time.perf_counter()
-    info = check_datasets(store, config)
+    info = replica.from_writer(lambda: check_datasets(store, config))
     encoder = load_parent(store, config)
     resolved = resolve(
         config, is_medclip_family(encoder.family, encoder.arch), is_ucsd_like(info), torch.cuda.is_available()
     )
-    train, val = load_splits(store, encoder, resolved, decoder)
-    register_model(store, encoder.describe())
-    run_id = new_run_id("finetune")
+    train, val = replica.from_writer(lambda: load_splits(store, encoder, resolved, decoder))
     data = {
         "train": len(train),
         "train_positive": train.n_positive,
         "val": len(val),
         "val_positive": val.n_positive,
     }
-    first = {"config": {**(tags or {}), "data": data}}
-    save_run(store, _run_row(run_id, resolved, config, first, "running"))
+    tagged = {**(tags or {}), "data": data}
+    run_id = replica.from_writer(lambda: _open_run(store, encoder, resolved, config, tagged))
     try:
         return _train_save_embed(
-            store, encoder, train, val, resolved, config, run_id, first["config"], progress, started
+            store, encoder, train, val, resolved, config, run_id, tagged, progress, started, replica
         )
     except BaseException:
-        save_run(store, _run_row(run_id, resolved, config, first, "failed"))
+        if replica.writes:
+            save_run(store, _run_row(run_id, resolved, config, {"config": tagged}, "failed"))
         raise
 
 
-def _train_save_embed(store, encoder, train, val, resolved, request, run_id, tagged, progress, started):
+def _train_save_embed(
+    store, encoder, train, val, resolved, request, run_id, tagged, progress, started, replica
+):
     parent = encoder.fingerprint
     seconds = {"load": time.perf_counter() - started}
-    loop, n_trainable = train_encoder(store, encoder, train, val, resolved, run_id, progress)
+    loop, n_trainable = train_encoder(store, encoder, train, val, resolved, run_id, progress, replica)
+    if not replica.writes:
+        return None
     seconds["train"] = loop.seconds
     child = save_child(store, encoder, run_id, resolved, parent)
     del encoder  # its fingerprint is the parent's: never embed with it

@@ -9,6 +9,7 @@ Ctrl-C aborts at once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
 import threading
 import time
@@ -22,7 +23,8 @@ from pedclip.errors import PedclipError
 from pedclip.eval.metrics import auroc
 from pedclip.models.base import Encoder
 from pedclip.train.data import TrainingSplit, batch_indices
-from pedclip.train.step import StepSettings, accumulate_gradients, optimizer_step, set_mode, validation_scores
+from pedclip.train.distributed import SINGLE
+from pedclip.train.step import StepSettings, optimizer_step, set_mode, validation_scores
 from pedclip.train.trainable import state_tensors
 
 Progress = Callable[[dict], None]  # events: {"event": "step" | "epoch", ...}
@@ -85,19 +87,13 @@ def restore(saved: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
 
 
 def _one_step(
-    encoder, data, index, optimizer, params, settings: StepSettings, scaler
+    encoder, data, index, optimizer, params, settings: StepSettings, scaler, replica=SINGLE
 ) -> tuple[float, StepSettings]:
-    """One optimiser step; on CUDA out-of-memory the micro-batch is halved and the step retried."""
+    """One optimiser step; on CUDA out-of-memory the micro-batch is halved and the step retried.
+    `replica` computes this process's share of the batch gradient (all of it outside torch.distributed)."""
     while True:
         try:
-            loss = accumulate_gradients(
-                encoder,
-                data.pixels[index],
-                [data.texts[i] for i in index],
-                data.labels[index],
-                settings,
-                scaler,
-            )
+            loss = replica.accumulate(encoder, data, index, settings, scaler)
             optimizer_step(optimizer, params, encoder, settings.grad_clip, scaler)
             return loss, settings
         except torch.OutOfMemoryError as exc:
@@ -130,19 +126,23 @@ def train_epoch(
     scaler,
     flag: _StopFlag,
     progress: Progress | None,
+    replica=SINGLE,
 ) -> tuple[float, int, StepSettings]:
     """(mean training loss weighted by batch size, steps done, step settings possibly with a smaller micro)."""
     set_mode(encoder, True)
     batches = batch_indices(len(data), settings.batch_size, settings.seed, epoch)
     step_settings, total, count = settings.step, 0.0, 0
     for number, index in enumerate(batches, start=1):
-        loss, step_settings = _one_step(encoder, data, index, optimizer, params, step_settings, scaler)
+        loss, step_settings = _one_step(
+            encoder, data, index, optimizer, params, step_settings, scaler, replica
+        )
         total, count = total + loss * len(index), count + len(index)
         _notify(
             progress,
             {"event": "step", "epoch": epoch, "step": number, "steps": len(batches), "loss": loss},
             flag,
         )
+        flag.requested = replica.any_rank(flag.requested)
         if flag.requested:
             return total / count, number, step_settings
     return total / count, len(batches), step_settings
@@ -185,9 +185,11 @@ def run_loop(
     settings: LoopSettings,
     on_epoch: Callable[[dict], None] | None = None,
     progress: Progress | None = None,
+    replica=SINGLE,
 ) -> LoopResult:
     """Train up to `epochs`, validate after each, stop on patience or interrupt; the encoder ends holding
-    the best epoch's weights."""
+    the best epoch's weights. Under torch.distributed (`replica`), rank 0 validates and every rank follows
+    its decisions."""
     started = time.perf_counter()
     result, saved, flag = LoopResult(), None, _StopFlag()
     scaler = torch.amp.GradScaler("cuda") if settings.step.precision == "fp16" else None
@@ -195,7 +197,7 @@ def run_loop(
         for epoch in range(1, settings.epochs + 1):
             tick = time.perf_counter()
             train_loss, steps, step_settings = train_epoch(
-                encoder, train, epoch, optimizer, params, settings, scaler, flag, progress
+                encoder, train, epoch, optimizer, params, settings, scaler, flag, progress, replica
             )
             settings = replace(settings, step=step_settings)
             if flag.requested and result.best is not None:
@@ -205,7 +207,7 @@ def run_loop(
                 "epoch": epoch,
                 "train_loss": train_loss,
                 "steps": steps,
-                **validate(encoder, val, settings),
+                **replica.from_writer(functools.partial(validate, encoder, val, settings)),
                 "logit_scale": float(encoder.logit_scale_param.detach().float().exp()),
                 "micro_batch": step_settings.micro_batch,
                 "seconds": time.perf_counter() - tick,
@@ -217,6 +219,7 @@ def run_loop(
             if on_epoch is not None:
                 on_epoch(record)
             _notify(progress, {"event": "epoch", **record}, flag)
+            flag.requested = replica.any_rank(flag.requested)
             if flag.requested:
                 result.stopped = "interrupted"
                 break
