@@ -23,11 +23,12 @@ from pedclip.models.base import Encoder
 from pedclip.store import Store
 from pedclip.store.cases import get_dataset
 from pedclip.store.embeddings import register_model
-from pedclip.store.runs import new_run_id, save_epoch, save_run
+from pedclip.store.runs import save_epoch, save_run
 from pedclip.train.config import FinetuneConfig, is_medclip_family, is_ucsd_like, resolve
 from pedclip.train.data import TrainingSplit, load_split
 from pedclip.train.evaluate import embed_with, evaluate_finetuned
 from pedclip.train.loop import LoopResult, LoopSettings, Progress, run_loop
+from pedclip.train.resume import TrainingState, claim_run, state_key
 from pedclip.train.step import StepSettings
 from pedclip.train.trainable import count_parameters, select_trainable
 
@@ -148,6 +149,7 @@ def train_encoder(
     config: FinetuneConfig,
     run_id: str,
     progress: Progress | None,
+    state: TrainingState | None = None,
 ) -> tuple[LoopResult, int]:
     """Seeded training in its own RNG scope (the caller's global RNG is left as it was)."""
     params = select_trainable(encoder, config.trainable, config.last_n)
@@ -164,6 +166,7 @@ def train_encoder(
             loop_settings(config),
             on_epoch=lambda record: save_epoch(store, run_id, record["epoch"], _curve_point(record)),
             progress=progress,
+            state=state,
         )
     return result, count_parameters(params)
 
@@ -203,27 +206,31 @@ def finetune(
     )
     train, val = load_splits(store, encoder, resolved, decoder)
     register_model(store, encoder.describe())
-    run_id = new_run_id("finetune")
     data = {
         "train": len(train),
         "train_positive": train.n_positive,
         "val": len(val),
         "val_positive": val.n_positive,
     }
-    save_run(store, _run_row(run_id, resolved, config, {"config": {"data": data}}, "running"))
-    try:
-        return _train_save_embed(
-            store, encoder, train, val, resolved, config, run_id, data, progress, started
-        )
-    except BaseException:
-        save_run(store, _run_row(run_id, resolved, config, {"config": {"data": data}}, "failed"))
-        raise
+    key = state_key(resolved.as_dict(), encoder.fingerprint, (train, val))
+    # A rerun with the same arguments continues an unfinished run after its last completed epoch.
+    with claim_run(store, config.as_dict(), key) as (run_id, state, _):
+        save_run(store, _run_row(run_id, resolved, config, {"config": {"data": data}}, "running"))
+        try:
+            result = _train_save_embed(
+                store, encoder, train, val, resolved, config, (run_id, state), data, progress, started
+            )
+        except BaseException:
+            save_run(store, _run_row(run_id, resolved, config, {"config": {"data": data}}, "failed"))
+            raise
+        state.clear()
+        return result
 
 
-def _train_save_embed(store, encoder, train, val, resolved, request, run_id, data, progress, started):
-    parent = encoder.fingerprint
+def _train_save_embed(store, encoder, train, val, resolved, request, claimed, data, progress, started):
+    parent, (run_id, state) = encoder.fingerprint, claimed
     seconds = {"load": time.perf_counter() - started}
-    loop, n_trainable = train_encoder(store, encoder, train, val, resolved, run_id, progress)
+    loop, n_trainable = train_encoder(store, encoder, train, val, resolved, run_id, progress, state)
     seconds["train"] = loop.seconds
     child = save_child(store, encoder, run_id, resolved, parent)
     del encoder  # its fingerprint is the parent's: never embed with it
