@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HOME_ENV = "PEDCLIP_HOME"
+RUNTIME_ENV = "PEDCLIP_RUNTIME"  # default --runtime of every command that encodes, and of the dashboard
 DEFAULT_HOME = "data"
 
 
@@ -53,6 +54,12 @@ class Paths:
     @property
     def reports(self) -> Path:  # tables and HTML reports
         return self.home / "reports"
+
+    @property
+    def onnx(
+        self,
+    ) -> Path:  # ONNX Runtime graphs exported from torch: onnx/<fingerprint>/<tower>-<size>-<dtype>.onnx
+        return self.home / "onnx"
 
     @property
     def thumbnails(self) -> Path:  # dashboard thumbnails, made on demand

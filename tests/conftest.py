@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from tiny_medclip import TinyMedCLIP, build_tiny
 
+from pedclip.config import RUNTIME_ENV
 from pedclip.store import Store
+
+# Commands and the dashboard default to --runtime auto (ONNX Runtime on a CPU), so every test with a fresh home
+# would export its tiny graphs again (seconds each); tests/models/test_onnx_runtime.py covers that path.
+os.environ.setdefault(RUNTIME_ENV, "torch")
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"

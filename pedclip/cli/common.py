@@ -29,6 +29,17 @@ def state(ctx: typer.Context) -> State:
     return root.obj if isinstance(root.obj, State) else State(home=None, debug=False)
 
 
+def load_model(ctx: typer.Context, spec: str, *, weights=None, device="cpu", dtype="fp32", runtime="auto"):
+    """The registry's Encoder for a command: bf16 refused where the CPU would only emulate it."""
+    from pedclip.models import load_encoder
+    from pedclip.models.runtime import check_dtype_hardware
+
+    check_dtype_hardware(dtype, device or "cpu")
+    return load_encoder(
+        spec, weights=weights, device=device or "cpu", dtype=dtype, home=state(ctx).home, runtime=runtime
+    )
+
+
 def fail(message: str, code: int = 1) -> int:
     typer.echo(f"error: {message}", err=True)
     return code

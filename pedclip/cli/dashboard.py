@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from pedclip.cli.common import state
+from pedclip.cli.options import Runtime
 from pedclip.config import Paths
 
 
@@ -19,10 +20,11 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option(
             "127.0.0.1", "--host", help="address to bind; 0.0.0.0 exposes it to the network"
         ),
+        runtime: Runtime = "auto",
     ) -> None:
         """Open the dashboard (runs, metrics, errors, neighbours, prompt lab, embedding map, data)."""
         from pedclip.dashboard.launch import launch
 
         paths = Paths.at(home or state(ctx).home)
         typer.echo(f"pedclip dashboard on http://{host}:{port} for {paths.home} (Ctrl-C stops it)", err=True)
-        launch(paths, port, host)
+        launch(paths, port, host, runtime)

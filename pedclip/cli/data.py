@@ -6,6 +6,7 @@ import typer
 
 from pedclip.cli import synth
 from pedclip.cli.common import emit_json, interactive, print_table, progress, state
+from pedclip.cli.options import AsJson, Seed
 from pedclip.errors import PedclipError
 
 app = typer.Typer(no_args_is_help=True)
@@ -22,7 +23,7 @@ def ingest_command(
     name: str = typer.Option(..., "--name", help="the dataset's name in the store"),
     fmt: str = typer.Option("auto", "--format", help=FORMAT_HELP),
     workers: int = typer.Option(None, "--workers", help="decoding processes (default: all cores)"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
+    as_json: AsJson = False,
 ) -> None:
     """Read a source into the store (re-ingesting the same source changes nothing)."""
     from pedclip.data.ingest import ingest
@@ -69,12 +70,12 @@ def split_command(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="dataset name"),
     ratios: str = typer.Option("64/16/20", "--ratios", help="train/val/test shares"),
-    seed: int = typer.Option(0, "--seed"),
+    seed: Seed = 0,
     balance: str = typer.Option(
         None, "--balance", help="study-ucsd | study-ori | equal | normal=N,pneumonia=M"
     ),
     keep_source: bool = typer.Option(False, "--keep-source", help="restore the source's own splits"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
+    as_json: AsJson = False,
 ) -> None:
     """Make patient-grouped, label-stratified, seeded splits (or restore the source's)."""
     from pedclip.data.ingest import split_dataset
@@ -97,7 +98,7 @@ def audit_command(
         False, "--strict", help="exit non-zero when patients or images leak across splits"
     ),
     limit: int = typer.Option(20, "--limit", help="how many leaks to list"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
+    as_json: AsJson = False,
 ) -> None:
     """Class balance per split, patients shared across splits, identical images across splits."""
     from pedclip.data.audit import audit_cases
@@ -133,7 +134,7 @@ def _print_audit(name: str, report, limit: int) -> None:
 
 
 @app.command("list")
-def list_command(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+def list_command(ctx: typer.Context, as_json: AsJson = False) -> None:
     """The datasets in the store."""
     from pedclip.store.cases import list_datasets
 
@@ -147,9 +148,7 @@ def list_command(ctx: typer.Context, as_json: bool = typer.Option(False, "--json
 
 
 @app.command("show")
-def show_command(
-    ctx: typer.Context, name: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")
-) -> None:
+def show_command(ctx: typer.Context, name: str = typer.Argument(...), as_json: AsJson = False) -> None:
     """Counts by split and label, patients, attributes and ingest errors of one dataset."""
     from pedclip.data.describe import describe_dataset
 

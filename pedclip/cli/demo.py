@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from pedclip.cli.common import emit_json, state
+from pedclip.cli.options import AsJson, Seed
 
 
 def register(app: typer.Typer) -> None:
@@ -14,8 +15,8 @@ def register(app: typer.Typer) -> None:
 def demo(
     ctx: typer.Context,
     quick: bool = typer.Option(False, "--quick", help="small sizes and schedules: a two-minute smoke run"),
-    seed: int = typer.Option(0, "--seed", help="seed for the synthetic data and every model"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
+    seed: Seed = 0,
+    as_json: AsJson = False,
 ) -> None:
     """Synthesise two pediatric sites and an adult corpus, pretrain demo:clip and demo:medclip, run the study
     (zero-shot, fine-tuning, transfer, probes) in both protocols, and write the tables and the HTML report."""

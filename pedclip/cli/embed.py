@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from pedclip.cli.common import emit_json, interactive, print_table, state
+from pedclip.cli.common import emit_json, interactive, load_model, print_table, state
+from pedclip.cli.options import AsJson, Dataset, Device, Dtype, Model, Runtime, Weights
 from pedclip.errors import PedclipError
-
-MODEL_HELP = "model spec, e.g. openclip:ViT-B-32-quickgelu/openai (see `pedclip models list`)"
-
-
-def _load(ctx: typer.Context, model: str, weights: str | None, device: str, dtype: str):
-    from pedclip.models import load_encoder
-
-    return load_encoder(model, weights=weights, device=device, dtype=dtype, home=state(ctx).home)
 
 
 def _nothing_to_do(ctx: typer.Context, store, model: str, weights: str | None, dtype: str, dataset: str):
@@ -43,9 +37,9 @@ def _nothing_to_do(ctx: typer.Context, store, model: str, weights: str | None, d
 
 def embed(
     ctx: typer.Context,
-    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="dataset name (see `pedclip data list`)"),
-    weights: str = typer.Option(None, "--weights", help="local weights file or folder"),
+    model: Model,
+    dataset: Dataset,
+    weights: Weights = None,
     batch_size: int = typer.Option(32, "--batch-size", help="images per model forward"),
     workers: int = typer.Option(
         None, "--workers", help="decoding processes (default: half the cores; 0: none)"
@@ -56,20 +50,30 @@ def embed(
     no_pixel_cache: bool = typer.Option(
         False, "--no-pixel-cache", help="neither read nor write the pixel cache"
     ),
-    device: str = typer.Option("cpu", "--device", help="torch device"),
-    dtype: str = typer.Option("fp32", "--dtype", help="fp32 | bf16 (weights cast to bf16)"),
-    as_json: bool = typer.Option(False, "--json", help="print counts and stage timings as JSON"),
+    jpeg_draft: bool = typer.Option(
+        False,
+        "--jpeg-draft",
+        help="decode big JPEGs at reduced scale (>= 2x the model input): faster, pixels within ~3 grey levels",
+    ),
+    device: Device = "cpu",
+    dtype: Dtype = "fp32",
+    runtime: Runtime = "auto",
+    as_json: AsJson = False,
 ) -> None:
     """Embed every image of a dataset not yet cached for this model (resumable; reruns are cheap)."""
     from pedclip.embed.pipeline import EmbedConfig, embed_dataset
 
     config = EmbedConfig(
-        batch_size=batch_size, workers=workers, chunk_size=chunk_size, use_pixel_cache=not no_pixel_cache
+        batch_size=batch_size,
+        workers=workers,
+        chunk_size=chunk_size,
+        use_pixel_cache=not no_pixel_cache,
+        jpeg_draft=jpeg_draft,
     )
     store = state(ctx).store(create=False)
     report = _nothing_to_do(ctx, store, model, weights, dtype, dataset)
     if report is None:  # load the model only when an image lacks a vector
-        encoder = _load(ctx, model, weights, device, dtype)
+        encoder = load_model(ctx, model, weights=weights, device=device, dtype=dtype, runtime=runtime)
         with _ProgressBar(f"embedding {dataset}", show=interactive(as_json)) as bar:
             report = embed_dataset(store, encoder, dataset, config, progress=bar.update)
     if as_json:
@@ -119,18 +123,19 @@ class _ProgressBar:
 
 def embed_text(
     ctx: typer.Context,
-    texts: list[str] = typer.Argument(..., help="texts (prompts) to embed"),
-    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
-    weights: str = typer.Option(None, "--weights", help="local weights file or folder"),
-    device: str = typer.Option("cpu", "--device", help="torch device"),
-    dtype: str = typer.Option("fp32", "--dtype", help="fp32 | bf16"),
-    as_json: bool = typer.Option(False, "--json", help="print the vectors as JSON"),
+    texts: Annotated[list[str], typer.Argument(help="texts (prompts) to embed")],
+    model: Model,
+    weights: Weights = None,
+    device: Device = "cpu",
+    dtype: Dtype = "fp32",
+    runtime: Runtime = "auto",
+    as_json: AsJson = False,
 ) -> None:
     """Embed prompts (cached by model fingerprint and exact text)."""
     from pedclip.embed.text import embed_texts
 
     store = state(ctx).store()
-    encoder = _load(ctx, model, weights, device, dtype)
+    encoder = load_model(ctx, model, weights=weights, device=device, dtype=dtype, runtime=runtime)
     vectors = embed_texts(store, encoder, texts)
     if as_json:
         rows = [{"text": t, "vector": v.tolist()} for t, v in zip(texts, vectors, strict=True)]
@@ -147,15 +152,16 @@ def embed_text(
 
 def neighbors_command(
     ctx: typer.Context,
-    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="dataset whose cases are searched"),
+    model: Model,
+    dataset: Dataset,
     case: str = typer.Option(None, "--case", help="case id of the dataset to start from"),
     image: Path = typer.Option(None, "--image", help="an image file not in the store"),
     k: int = typer.Option(10, "-k", help="how many neighbours"),
-    weights: str = typer.Option(None, "--weights", help="local weights file or folder"),
-    device: str = typer.Option("cpu", "--device", help="torch device"),
-    dtype: str = typer.Option("fp32", "--dtype", help="fp32 | bf16"),
-    as_json: bool = typer.Option(False, "--json", help="print the neighbours as JSON"),
+    weights: Weights = None,
+    device: Device = "cpu",
+    dtype: Dtype = "fp32",
+    runtime: Runtime = "auto",
+    as_json: AsJson = False,
 ) -> None:
     """Nearest cases of a dataset to one of its cases or to an image file (cosine on cached embeddings)."""
     if (case is None) == (image is None):
@@ -163,7 +169,7 @@ def neighbors_command(
     from pedclip.store.index import case_query, neighbors
 
     store = state(ctx).store(create=False)
-    encoder = _load(ctx, model, weights, device, dtype)
+    encoder = load_model(ctx, model, weights=weights, device=device, dtype=dtype, runtime=runtime)
     if case is not None:
         uid, vector = case_query(store, encoder.fingerprint, dataset, case)
         exclude = [uid]

@@ -9,10 +9,23 @@ from types import SimpleNamespace
 
 import typer
 
-from pedclip.cli.common import emit_json, print_table, state
+from pedclip.cli.common import emit_json, load_model, print_table, state
+from pedclip.cli.options import (
+    AsJson,
+    Dataset,
+    Device,
+    MaxFlips,
+    Model,
+    NoSave,
+    Protocol,
+    Resamples,
+    Runtime,
+    Seed,
+    Split,
+    Weights,
+)
 from pedclip.errors import PedclipError
 
-MODEL_HELP = "model spec, e.g. openclip:ViT-B-32-quickgelu/openai (see `pedclip models list`)"
 PROMPTS_HELP = "prompt set name (see `pedclip prompts list`) or a TOML file"
 INLINE_HELP = (
     "inline prompt 'class=text' (repeat; e.g. --prompt 'normal=clear lungs' --prompt 'pneumonia=...')"
@@ -21,10 +34,8 @@ INLINE_HELP = (
 prompts_app = typer.Typer(no_args_is_help=True, help="list and show prompt sets")
 
 
-def _encoder(ctx: typer.Context, model: str, weights: str | None, device: str):
-    from pedclip.models import load_encoder
-
-    return load_encoder(model, weights=weights, device=device, home=state(ctx).home)
+def _encoder(ctx: typer.Context, model: str, weights: str | None, device: str, runtime: str = "torch"):
+    return load_model(ctx, model, weights=weights, device=device, runtime=runtime)
 
 
 def _model_ref(ctx: typer.Context, store, model: str, weights: str | None, device: str):
@@ -68,23 +79,24 @@ def _print_result(result, saved: bool, extra_rows: list[dict] | None = None) -> 
 
 def zeroshot(
     ctx: typer.Context,
-    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="dataset name"),
+    model: Model,
+    dataset: Dataset,
     prompts: str = typer.Option(None, "--prompts", "-p", help=PROMPTS_HELP + " (default: the protocol's)"),
     prompt: list[str] = typer.Option(None, "--prompt", help=INLINE_HELP),
     split: str = typer.Option(
         None, "--split", help="split(s) to evaluate, e.g. test or all (default: protocol's)"
     ),
-    protocol: str = typer.Option("sound", "--protocol", help="sound | paper"),
+    protocol: Protocol = "sound",
     threshold: str = typer.Option(
         None, "--threshold", help="youden | fixed | a number (default: protocol's)"
     ),
-    resamples: int = typer.Option(1000, "--resamples", help="bootstrap resamples for CIs (0: none)"),
-    seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
-    weights: str = typer.Option(None, "--weights", help="local weights file or folder"),
-    device: str = typer.Option("cpu", "--device", help="torch device (only prompts are encoded)"),
-    no_save: bool = typer.Option(False, "--no-save", help="do not write the run to the store"),
-    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    resamples: Resamples = 1000,
+    seed: Seed = 0,
+    weights: Weights = None,
+    device: Device = "cpu",
+    runtime: Runtime = "auto",
+    no_save: NoSave = False,
+    as_json: AsJson = False,
 ) -> None:
     """Zero-shot evaluation from cached image embeddings (no image is decoded)."""
     from pedclip.eval.evaluation import save
@@ -94,7 +106,7 @@ def zeroshot(
 
     store = state(ctx).store(create=False)
     pset = resolve_prompt_set(prompts or get_protocol(protocol).default_prompts, prompt)
-    encoder = _encoder(ctx, model, weights, device)
+    encoder = _encoder(ctx, model, weights, device, runtime)
     config = ZeroShotConfig(
         protocol=protocol, split=split, threshold=threshold, bootstrap=_bootstrap(resamples, seed)
     )
@@ -109,18 +121,19 @@ def zeroshot(
 
 def rescore(
     ctx: typer.Context,
-    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="dataset name"),
+    model: Model,
+    dataset: Dataset,
     prompt: list[str] = typer.Option(None, "--prompt", help=INLINE_HELP),
     prompts: str = typer.Option(None, "--prompts", "-p", help=PROMPTS_HELP + " (instead of --prompt)"),
-    split: str = typer.Option("test", "--split", help="split(s) to score, or all"),
+    split: Split = "test",
     against: str = typer.Option(None, "--against", help="baseline run id: print deltas and flipped cases"),
-    protocol: str = typer.Option("sound", "--protocol", help="sound | paper"),
-    resamples: int = typer.Option(200, "--resamples", help="bootstrap resamples for CIs (0: none)"),
-    weights: str = typer.Option(None, "--weights", help="local weights file or folder"),
+    protocol: Protocol = "sound",
+    resamples: Resamples = 200,
+    weights: Weights = None,
     save_run: bool = typer.Option(False, "--save", help="write the run to the store"),
-    max_flips: int = typer.Option(20, "--max-flips", help="flipped cases to list"),
-    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    max_flips: MaxFlips = 20,
+    runtime: Runtime = "auto",
+    as_json: AsJson = False,
 ) -> None:
     """Score new prompts against every cached image at once; compare with a baseline run."""
     from pedclip.eval.prompts import resolve_prompt_set
@@ -132,7 +145,7 @@ def rescore(
         )
     store = state(ctx).store(create=False)
     pset = resolve_prompt_set(prompts, prompt)
-    encoder = _encoder(ctx, model, weights, "cpu")
+    encoder = _encoder(ctx, model, weights, "cpu", runtime)
     out = run_rescore(
         store,
         encoder,
@@ -170,17 +183,17 @@ def _print_comparison(doc: dict, title: str) -> None:
 
 def probe(
     ctx: typer.Context,
-    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+    model: Model,
     train: str = typer.Option(..., "--train", help="dataset whose train split fits the probe (val picks C)"),
     evaluate: str = typer.Option(
         None, "--eval", help="dataset evaluated on its test split (default: --train)"
     ),
     shots: int = typer.Option(None, "--shots", "-k", help="few-shot: k training cases per class"),
     seeds: int = typer.Option(5, "--seeds", help="few-shot: draws averaged"),
-    resamples: int = typer.Option(1000, "--resamples", help="bootstrap resamples for CIs (0: none)"),
-    weights: str = typer.Option(None, "--weights", help="local weights file or folder"),
-    no_save: bool = typer.Option(False, "--no-save", help="do not write the run to the store"),
-    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    resamples: Resamples = 1000,
+    weights: Weights = None,
+    no_save: NoSave = False,
+    as_json: AsJson = False,
 ) -> None:
     """Logistic-regression probe on cached embeddings (C chosen on validation by AUROC); few-shot with -k."""
     from pedclip.eval.evaluation import save
@@ -209,7 +222,7 @@ def probe(
 
 def knn(
     ctx: typer.Context,
-    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+    model: Model,
     train: str = typer.Option(..., "--train", help="dataset whose train split holds the reference cases"),
     evaluate: str = typer.Option(
         None, "--eval", help="dataset evaluated on its test split (default: --train)"
@@ -218,10 +231,10 @@ def knn(
     unweighted: bool = typer.Option(
         False, "--unweighted", help="plain majority share (default: cosine-weighted)"
     ),
-    resamples: int = typer.Option(1000, "--resamples", help="bootstrap resamples for CIs (0: none)"),
-    weights: str = typer.Option(None, "--weights", help="local weights file or folder"),
-    no_save: bool = typer.Option(False, "--no-save", help="do not write the run to the store"),
-    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    resamples: Resamples = 1000,
+    weights: Weights = None,
+    no_save: NoSave = False,
+    as_json: AsJson = False,
 ) -> None:
     """kNN vote over cached embeddings (FAISS neighbours when the index can serve them)."""
     from pedclip.eval.evaluation import save
@@ -242,7 +255,7 @@ def knn(
 
 
 @prompts_app.command("list")
-def prompts_list(as_json: bool = typer.Option(False, "--json", help="print as JSON")) -> None:
+def prompts_list(as_json: AsJson = False) -> None:
     """The shipped prompt sets."""
     from pedclip.eval.prompts import list_prompt_sets
 
@@ -261,7 +274,7 @@ def prompts_list(as_json: bool = typer.Option(False, "--json", help="print as JS
 @prompts_app.command("show")
 def prompts_show(
     name: str = typer.Argument(..., help=PROMPTS_HELP),
-    as_json: bool = typer.Option(False, "--json", help="print as JSON"),
+    as_json: AsJson = False,
 ) -> None:
     """Every prompt of a set, by class."""
     from pedclip.eval.prompts import load_prompt_set

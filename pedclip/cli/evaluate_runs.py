@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from pedclip.cli.common import emit_json, print_table, state
+from pedclip.cli.common import emit_json, load_model, print_table, state
+from pedclip.cli.options import AsJson, Device, MaxFlips, Resamples, Runtime
 
 runs_app = typer.Typer(no_args_is_help=True, help="list, show and compare evaluation runs")
 
@@ -20,21 +21,21 @@ def paper(
     out: str = typer.Option(
         None, "--out", help="folder for tables.md, table*.csv and report.html (default: <home>/reports/paper)"
     ),
-    resamples: int = typer.Option(1000, "--resamples", help="bootstrap resamples for CIs (0: none)"),
-    device: str = typer.Option("cpu", "--device", help="torch device (only prompts are encoded)"),
-    as_json: bool = typer.Option(False, "--json", help="print the tables as JSON"),
+    resamples: Resamples = 1000,
+    device: Device = "cpu",
+    runtime: Runtime = "auto",
+    as_json: AsJson = False,
 ) -> None:
     """The study's Tables 1-4: published numbers, `paper` protocol and `sound` protocol side by side."""
     from pedclip.eval.bootstrap import BootstrapConfig
     from pedclip.eval.paper import PaperConfig, paper_tables, write_tables
     from pedclip.eval.report import write_report
-    from pedclip.models import load_encoder
 
     store = state(ctx).store(create=False)
     config = PaperConfig(
         ucsd=ucsd, ori=ori, clip=clip, medclip=medclip, bootstrap=BootstrapConfig(n_resamples=resamples)
     )
-    result = paper_tables(store, config, lambda spec: load_encoder(spec, device=device, home=state(ctx).home))
+    result = paper_tables(store, config, lambda spec: load_model(ctx, spec, device=device, runtime=runtime))
     folder = Path(out) if out else store.paths.reports / "paper"
     paths = write_tables(result, folder)
     if result.run_ids:
@@ -53,7 +54,7 @@ def report(
     run_ids: list[str] = typer.Argument(..., help="run ids (or unique prefixes)"),
     out: str = typer.Option("report.html", "--out", "-o", help="HTML file to write"),
     title: str = typer.Option("pedclip report", "--title", help="page title"),
-    as_json: bool = typer.Option(False, "--json", help="print the written path as JSON"),
+    as_json: AsJson = False,
 ) -> None:
     """A self-contained HTML report (ROC, PR, calibration, confusion, metrics with CIs) that opens offline."""
     from pedclip.eval.report import write_report
@@ -71,7 +72,7 @@ def runs_list(
     kind: list[str] = typer.Option(None, "--kind", help="only these kinds (zeroshot, rescore, probe, ...)"),
     dataset: str = typer.Option(None, "--dataset", help="only runs trained or evaluated on this dataset"),
     limit: int = typer.Option(50, "--limit", help="newest N runs"),
-    as_json: bool = typer.Option(False, "--json", help="print as JSON"),
+    as_json: AsJson = False,
 ) -> None:
     """Runs, newest first, with headline metrics."""
     from pedclip.eval.runs import run_rows
@@ -87,7 +88,7 @@ def runs_show(
     by: str = typer.Option(
         None, "--by", help="metrics per group of a case attribute (site, split, view, age_band)"
     ),
-    as_json: bool = typer.Option(False, "--json", help="print as JSON"),
+    as_json: AsJson = False,
 ) -> None:
     """One run: config, metrics with CIs, and metrics by attribute with --by."""
     from pedclip.eval.metrics import Metric
@@ -126,8 +127,8 @@ def runs_compare(
     ctx: typer.Context,
     run_a: str = typer.Argument(..., help="baseline run"),
     run_b: str = typer.Argument(..., help="run compared with it"),
-    max_flips: int = typer.Option(20, "--max-flips", help="flipped cases to list"),
-    as_json: bool = typer.Option(False, "--json", help="print as JSON"),
+    max_flips: MaxFlips = 20,
+    as_json: AsJson = False,
 ) -> None:
     """B minus A on their common cases: metric deltas with paired bootstrap CIs, and flipped cases."""
     from pedclip.cli.evaluate import _print_comparison

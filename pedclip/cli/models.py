@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from pedclip.cli.common import emit_json, print_table, state
+from pedclip.cli.common import emit_json, load_model, print_table, state
+from pedclip.cli.options import AsJson, Device, Dtype, Runtime, Weights
 
 app = typer.Typer(no_args_is_help=True)
-
-WEIGHTS_HELP = (
-    "a local checkpoint file or folder (state dict, safetensors, OpenAI JIT, MedCLIP zip or folder)"
-)
 
 
 @app.command("list")
 def list_command(
     ctx: typer.Context,
-    weights: str = typer.Option(None, "--weights", help=WEIGHTS_HELP),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
+    weights: Weights = None,
+    as_json: AsJson = False,
 ) -> None:
     """Every spec family, what each needs, and whether its weights are on disk."""
     from pedclip.models import list_specs
@@ -33,16 +30,20 @@ def list_command(
 def show_command(
     ctx: typer.Context,
     spec: str = typer.Argument(..., help="e.g. openclip:ViT-B-32-quickgelu/openai, medclip:vit, local:DIR"),
-    weights: str = typer.Option(None, "--weights", help=WEIGHTS_HELP),
-    dtype: str = typer.Option("fp32", "--dtype", help="fp32 | bf16 (weights cast, not autocast)"),
-    device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda:0"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
+    weights: Weights = None,
+    dtype: Dtype = "fp32",
+    device: Device = "cpu",
+    runtime: Runtime = "auto",
+    as_json: AsJson = False,
 ) -> None:
     """Load a spec and print its fingerprint, dimension, preprocessing, dtype and weights identity."""
-    from pedclip.models import load_encoder
-
-    encoder = load_encoder(spec, weights=weights, device=device, dtype=dtype, home=state(ctx).home)
-    document = {**encoder.describe(), "logit_scale": encoder.logit_scale, "device": encoder.device}
+    encoder = load_model(ctx, spec, weights=weights, device=device, dtype=dtype, runtime=runtime)
+    document = {
+        **encoder.describe(),
+        "logit_scale": encoder.logit_scale,
+        "device": encoder.device,
+        "runtime": encoder.runtime,
+    }
     if as_json:
         emit_json(document)
         return

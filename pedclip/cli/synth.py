@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from pedclip.cli.common import emit_json, interactive, print_table, progress, state
+from pedclip.cli.options import AsJson, Seed
 
 
 def register(data_app: typer.Typer) -> None:
@@ -22,12 +23,12 @@ def synth(
     site: list[str] = typer.Option(None, "--site", help="site to write; repeat for several (default: all)"),
     n: int = typer.Option(None, "--n", help="images per site (default: each site's own, e.g. peds-a 600)"),
     size: int = typer.Option(256, "--size", help="long side of the largest films, in pixels"),
-    seed: int = typer.Option(0, "--seed", help="same seed, same bytes"),
+    seed: Seed = 0,
     preview: Path = typer.Option(None, "--preview", help="also write a labelled contact sheet PNG here"),
     preview_only: bool = typer.Option(
         False, "--preview-only", help="only make the --preview sheet from the set already in --out"
     ),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
+    as_json: AsJson = False,
 ) -> None:
     """Draw synthetic chest radiograph sites (two pediatric, one adult) with reports and a manifest.csv each."""
     from pedclip.config import Paths

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from pedclip.cli.common import emit_json, print_table, state
-
-MODEL_HELP = "model spec to start from, e.g. openclip:ViT-B-32-quickgelu/openai or demo:clip"
-LOSS_HELP = (
-    "clip: the study's hard-target loss | semantic: MedCLIP's label-similarity soft targets "
-    "(default: semantic with --protocol sound, clip with paper)"
-)
-TEXT_HELP = "prompts: each image's class prompt | reports: each case's report"
-TRAINABLE_HELP = "all | last-N (last N blocks of each tower + heads) | projection"
-WD_HELP = "weight decay (default: the study's per family and dataset)"
-PROTOCOL_HELP = "sound: select on val AUROC, 'pneumonia' prompts | paper: select on val loss, 'covid' prompts"
-WORKERS_HELP = "image-decoding processes for embedding with the result (default half the cores; 0 none)"
-REEMBED_HELP = "also embed this dataset with the fine-tuned model (repeatable)"
+from pedclip.cli.options import AsJson, Model, with_training_options
 
 
 def _epoch_printer(show: bool):
@@ -39,61 +30,23 @@ def _epoch_printer(show: bool):
 def _config(**fields):
     from pedclip.train.config import FinetuneConfig
 
-    fields["reembed"] = tuple(fields.get("reembed") or ())
     return FinetuneConfig(**fields)
 
 
+@with_training_options
 def finetune_command(
     ctx: typer.Context,
-    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
-    dataset: str = typer.Option(
-        ..., "--dataset", "-d", help="dataset to train on (train split; val selects)"
-    ),
-    weights: str = typer.Option(None, "--weights", help="local weights file or folder for --model"),
-    loss: str = typer.Option(None, "--loss", help=LOSS_HELP),
-    text: str = typer.Option("prompts", "--text", help=TEXT_HELP),
-    trainable: str = typer.Option("all", "--trainable", help=TRAINABLE_HELP),
-    epochs: int = typer.Option(50, "--epochs"),
-    patience: int = typer.Option(None, "--patience", help="epochs without improvement (default 20)"),
-    batch_size: int = typer.Option(256, "--batch-size"),
-    micro_batch: int = typer.Option(None, "--micro-batch", help="images per forward (exact accumulation)"),
-    lr: float = typer.Option(1e-5, "--lr"),
-    weight_decay: float = typer.Option(None, "--weight-decay", help=WD_HELP),
-    grad_clip: float = typer.Option(
-        None, "--grad-clip", help="max gradient norm (default 1.0 MedCLIP; 0 off)"
-    ),
-    protocol: str = typer.Option("sound", "--protocol", help=PROTOCOL_HELP),
-    device: str = typer.Option(None, "--device", help="torch device (default cuda when available)"),
-    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16"),
-    seed: int = typer.Option(0, "--seed"),
-    reembed: list[str] = typer.Option(None, "--reembed", help=REEMBED_HELP),
-    workers: int = typer.Option(None, "--workers", help=WORKERS_HELP),
-    as_json: bool = typer.Option(False, "--json", help="print the result as one JSON document"),
+    model: Model,
+    dataset: Annotated[
+        str, typer.Option("--dataset", "-d", help="dataset to train on (train split; val selects)")
+    ],
+    training: dict,
+    as_json: AsJson = False,
 ) -> None:
     """Fine-tune both towers contrastively; save, register and embed the best checkpoint as local:DIR."""
     from pedclip.train.finetune import finetune
 
-    config = _config(
-        model=model,
-        dataset=dataset,
-        weights=weights,
-        loss=loss,
-        text=text,
-        trainable=trainable,
-        epochs=epochs,
-        patience=patience,
-        batch_size=batch_size,
-        micro_batch=micro_batch,
-        lr=lr,
-        weight_decay=weight_decay,
-        grad_clip=grad_clip,
-        protocol=protocol,
-        device=device,
-        precision=precision,
-        seed=seed,
-        reembed=reembed,
-        embed_workers=workers,
-    )
+    config = _config(model=model, dataset=dataset, **training)
     result = finetune(state(ctx).store(create=False), config, progress=_epoch_printer(not as_json))
     if as_json:
         emit_json(result.as_dict())
@@ -115,48 +68,25 @@ def finetune_command(
     typer.echo(f"model: {result.spec}")
 
 
+@with_training_options
 def transfer_command(
     ctx: typer.Context,
-    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
-    from_dataset: str = typer.Option(..., "--from", help="dataset to fine-tune on"),
-    to_dataset: str = typer.Option(..., "--to", help="dataset to evaluate on"),
-    both: bool = typer.Option(False, "--both", help="also the reverse, with a model fine-tuned on --to"),
-    retrain: bool = typer.Option(False, "--retrain", help="train again even if a matching run exists"),
-    weights: str = typer.Option(None, "--weights", help="local weights file or folder for --model"),
-    loss: str = typer.Option(None, "--loss", help=LOSS_HELP),
-    text: str = typer.Option("prompts", "--text", help=TEXT_HELP),
-    trainable: str = typer.Option("all", "--trainable", help=TRAINABLE_HELP),
-    epochs: int = typer.Option(50, "--epochs"),
-    patience: int = typer.Option(None, "--patience", help="epochs without improvement (default 20)"),
-    batch_size: int = typer.Option(256, "--batch-size"),
-    lr: float = typer.Option(1e-5, "--lr"),
-    weight_decay: float = typer.Option(None, "--weight-decay", help=WD_HELP),
-    protocol: str = typer.Option("sound", "--protocol", help=PROTOCOL_HELP),
-    device: str = typer.Option(None, "--device", help="torch device (default cuda when available)"),
-    seed: int = typer.Option(0, "--seed"),
-    workers: int = typer.Option(None, "--workers", help=WORKERS_HELP),
-    as_json: bool = typer.Option(False, "--json", help="print the result as one JSON document"),
+    model: Model,
+    from_dataset: Annotated[str, typer.Option("--from", help="dataset to fine-tune on")],
+    to_dataset: Annotated[str, typer.Option("--to", help="dataset to evaluate on")],
+    training: dict,
+    both: Annotated[
+        bool, typer.Option("--both", help="also the reverse, with a model fine-tuned on --to")
+    ] = False,
+    retrain: Annotated[
+        bool, typer.Option("--retrain", help="train again even if a matching run exists")
+    ] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Fine-tune on --from, evaluate zero-shot on --to with the fine-tuning prompts (Table 4)."""
     from pedclip.train.transfer import transfer
 
-    config = _config(
-        model=model,
-        dataset=from_dataset,
-        weights=weights,
-        loss=loss,
-        text=text,
-        trainable=trainable,
-        epochs=epochs,
-        patience=patience,
-        batch_size=batch_size,
-        lr=lr,
-        weight_decay=weight_decay,
-        protocol=protocol,
-        device=device,
-        seed=seed,
-        embed_workers=workers,
-    )
+    config = _config(model=model, dataset=from_dataset, **training)
     result = transfer(
         state(ctx).store(create=False),
         config,
@@ -179,7 +109,7 @@ def transfer_command(
         }
         for r in result.runs
     ]
-    print_table(rows, title=f"transfer of {model} ({protocol})")
+    print_table(rows, title=f"transfer of {model} ({config.protocol})")
 
 
 def register(app: typer.Typer) -> None:

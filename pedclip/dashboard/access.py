@@ -82,6 +82,11 @@ def datasets_table(store: Store) -> pd.DataFrame:
     return store_cases.list_datasets(store)
 
 
+def class_names(store: Store, dataset: str) -> list[str]:
+    """The dataset's class names, index = label: the one source of what a label is called."""
+    return list(store_cases.get_dataset(store, dataset)["class_names"])
+
+
 def dataset_cases(store: Store, dataset: str) -> pd.DataFrame:
     return store_cases.cases_frame(store, dataset)
 
@@ -199,11 +204,11 @@ def case_query(store: Store, fingerprint: str, dataset: str, case_id: str) -> tu
     return index_case_query(store, fingerprint, dataset, case_id)
 
 
-def load_encoder(spec: str, home: str | Path | None = None):
-    """The model registry's Encoder for `spec` (the caller caches it once per process)."""
+def load_encoder(spec: str, home: str | Path | None = None, runtime: str = "auto"):
+    """The model registry's Encoder for `spec`, run by `runtime` (the caller caches it once per process)."""
     from pedclip.models import load_encoder as registry_load
 
-    return registry_load(spec, home=home)
+    return registry_load(spec, home=home, runtime=runtime)
 
 
 def decode_upload(data: bytes, name: str):

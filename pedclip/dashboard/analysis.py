@@ -107,11 +107,14 @@ def safe_auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(roc_auc_score(labels, scores)) if both_classes(labels) else math.nan
 
 
-def slice_table(frame: pd.DataFrame, column: str, threshold: float) -> pd.DataFrame:
+def slice_table(frame: pd.DataFrame, column: str, threshold: float | None) -> pd.DataFrame:
     """Per value of `column`: n, positives, AUROC, sensitivity, specificity, accuracy (frame has label, score)."""
+    from pedclip.eval.curves import decisions
+    from pedclip.eval.curves import operating_point as counts
+
     rows = []
     for value, part in frame.dropna(subset=["label"]).groupby(column, dropna=False):
-        point = operating_point(part["label"].to_numpy(), part["score"].to_numpy(), threshold)
+        point = counts(part["label"].to_numpy(), decisions(part, threshold))
         rows.append(
             {
                 column: value,

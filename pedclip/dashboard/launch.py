@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from pedclip.config import HOME_ENV, Paths
+from pedclip.config import HOME_ENV, RUNTIME_ENV, Paths
 from pedclip.dashboard.thumbs import MAX_UPLOAD_BYTES
 from pedclip.errors import PedclipError, require
 
@@ -47,14 +47,19 @@ def streamlit_command(port: int, host: str) -> list[str]:
     ]
 
 
-def dashboard_env(paths: Paths) -> dict[str, str]:
-    """The environment the app runs in: this PEDCLIP_HOME, and streamlit's telemetry off."""
-    return {**os.environ, HOME_ENV: str(paths.home), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+def dashboard_env(paths: Paths, runtime: str = "auto") -> dict[str, str]:
+    """The environment the app runs in: this PEDCLIP_HOME, the encoders' runtime, streamlit's telemetry off."""
+    return {
+        **os.environ,
+        HOME_ENV: str(paths.home),
+        RUNTIME_ENV: runtime,
+        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+    }
 
 
-def launch(paths: Paths, port: int = 8501, host: str = "127.0.0.1") -> None:
+def launch(paths: Paths, port: int = 8501, host: str = "127.0.0.1", runtime: str = "auto") -> None:
     """Replace this process with the streamlit server (so Ctrl-C and signals reach it directly)."""
     require("streamlit", "dashboard")
     require("plotly", "dashboard")
     command = streamlit_command(port, host)
-    os.execve(command[0], command, dashboard_env(paths))
+    os.execve(command[0], command, dashboard_env(paths, runtime))

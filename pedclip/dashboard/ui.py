@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from pedclip.config import HOME_ENV, Paths
+from pedclip.config import HOME_ENV, RUNTIME_ENV, Paths
 from pedclip.dashboard import access, analysis, labels, thumbs
 from pedclip.errors import PedclipError
 
@@ -56,6 +56,7 @@ run_cases = _cached(access.run_cases)
 run_info = _cached(access.run_info)
 datasets_table = _cached(access.datasets_table)
 dataset_cases = _cached(access.dataset_cases)
+class_names = _cached(access.class_names)
 ingest_errors = _cached(access.ingest_errors)
 embedded_models = _cached(access.embedded_models)
 case_vectors = _cached(access.case_vectors)
@@ -69,9 +70,9 @@ def model_label(spec_or_fingerprint: str) -> str:
 
 
 @st.cache_resource(max_entries=2, show_spinner="loading the model once for this dashboard ...")
-def encoder(spec: str, home_dir: str):
+def encoder(spec: str, home_dir: str, runtime: str = "auto"):
     """The model for uploads and prompts, loaded once per process and spec."""
-    return access.load_encoder(spec, home_dir)
+    return access.load_encoder(spec, home_dir, runtime)
 
 
 def loadable_spec(spec: str) -> str:
@@ -82,7 +83,7 @@ def loadable_spec(spec: str) -> str:
 
 def model_encoder(model: dict):
     """The encoder of a model row, checked to be the one that made the cached embeddings."""
-    loaded = encoder(loadable_spec(model["spec"]), home())
+    loaded = encoder(loadable_spec(model["spec"]), home(), os.environ.get(RUNTIME_ENV) or "auto")
     if loaded.fingerprint != model["fingerprint"]:
         raise PedclipError(
             f"model {model['spec']} loads here with fingerprint {loaded.fingerprint}, not {model['fingerprint']} "
@@ -97,6 +98,25 @@ def guard(render: Callable[[], None]) -> None:
         render()
     except PedclipError as exc:
         st.error(str(exc))
+
+
+SCORE_NOTE = "score = the run's P(pneumonia)"
+
+
+def decision_threshold(run: dict, key: str, runs_word: str = "the run's") -> float | None:
+    """A threshold slider that starts at the run's own threshold: None (the stored predictions) until the
+    user moves it, then the chosen threshold on P(pneumonia); a caption says which is shown."""
+    own = analysis.run_threshold(run)
+    chosen = st.slider("Decision threshold on P(pneumonia)", 0.0, 1.0, own, 0.01, key=key)
+    if abs(chosen - own) < 1e-9:
+        st.caption(
+            f"Showing {runs_word} stored predictions at {runs_word} own threshold ({own:.2f}) · {SCORE_NOTE}"
+        )
+        return None
+    st.caption(
+        f"Re-decided at P(pneumonia) >= {chosen:.2f}; {runs_word} own threshold is {own:.2f} · {SCORE_NOTE}"
+    )
+    return chosen
 
 
 def run_label(runs: pd.DataFrame) -> Callable[[str], str]:
@@ -198,7 +218,8 @@ def open_neighbours(dataset: str, case_id: str) -> None:
 
 
 def case_caption(case: dict) -> str:
-    label = {0: "normal", 1: "pneumonia"}.get(case.get("label"), "unlabelled")
+    names = dict(enumerate(class_names(case["dataset"])))
+    label = names.get(case.get("label"), "unlabelled")
     patient = case.get("patient_id") or "?"
     text = f"{case['case_id']} · {label} · patient {patient}"
     return (

@@ -15,6 +15,7 @@ import os
 import threading
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +43,16 @@ def looks_like_dicom(data: bytes) -> bool:
 
 
 def load_image(
-    path: str | os.PathLike, member: str | None = None, *, max_pixels: int | None = None
+    path: str | os.PathLike,
+    member: str | None = None,
+    *,
+    max_pixels: int | None = None,
+    reduce_to: Callable[[int, int], tuple[int, int]] | None = None,
 ) -> Image.Image:
-    """Decode one image: a file, a DICOM, or `member` of an npz ('train:12' = train_images[12])."""
+    """Decode one image: a file, a DICOM, or `member` of an npz ('train:12' = train_images[12]).
+
+    `reduce_to(width, height)` -> the smallest size a JPEG may be decoded at: the decoder then scales by 1/2,
+    1/4 or 1/8 in the DCT domain (PIL's draft) while staying at or above it. Other formats ignore it."""
     path = Path(path)
     if member is not None:
         return load_npz_member(path, member)
@@ -58,10 +66,16 @@ def load_image(
         raise ImageDecodeError(f"{path} does not exist; check the path or re-ingest the dataset") from exc
     except OSError as exc:
         raise ImageDecodeError(f"{path} cannot be read ({exc.strerror or exc})") from exc
-    return load_image_bytes(data, path.name, max_pixels=max_pixels)
+    return load_image_bytes(data, path.name, max_pixels=max_pixels, reduce_to=reduce_to)
 
 
-def load_image_bytes(data: bytes, name: str, *, max_pixels: int | None = None) -> Image.Image:
+def load_image_bytes(
+    data: bytes,
+    name: str,
+    *,
+    max_pixels: int | None = None,
+    reduce_to: Callable[[int, int], tuple[int, int]] | None = None,
+) -> Image.Image:
     """Decode an image held in memory (an upload); `name` chooses DICOM by suffix and labels errors."""
     if not data:
         raise ImageDecodeError(f"{name} is an empty (zero-byte) file")
@@ -70,6 +84,8 @@ def load_image_bytes(data: bytes, name: str, *, max_pixels: int | None = None) -
 
         return decode_dicom(data, name)[0]
     img = _open_checked(data, name, max_pixels)
+    if reduce_to is not None and img.format == "JPEG":
+        img.draft(img.mode, reduce_to(*img.size))
     return normalize_mode(_transpose(_load_fully(img, name), name))
 
 

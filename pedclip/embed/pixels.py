@@ -18,7 +18,7 @@ import pandas as pd
 from PIL import Image
 
 from pedclip.errors import PedclipError
-from pedclip.models.base import PreprocessConfig, geometry
+from pedclip.models.base import PreprocessConfig, draft_floor, geometry
 
 Decoder = Callable[[str, "str | None"], Image.Image]
 
@@ -28,6 +28,20 @@ def default_decoder(path: str, member: str | None = None) -> Image.Image:
     from pedclip.data.imaging import load_image
 
     return load_image(path, member)
+
+
+@dataclass(frozen=True)
+class DraftDecoder:
+    """The project's decoder with JPEGs decoded at a reduced scale (PIL draft, 1/2 to 1/8 in the DCT domain)
+    while they stay >= 2x the size `geometry` resizes them to; the same resize follows. Not bit-identical to
+    a full decode: within 1-2 grey levels per pixel (tests/embed/test_draft.py, bench/README.md)."""
+
+    config: PreprocessConfig
+
+    def __call__(self, path: str, member: str | None = None) -> Image.Image:
+        from pedclip.data.imaging import load_image
+
+        return load_image(path, member, reduce_to=lambda w, h: draft_floor(w, h, self.config))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pedclip.eval.bootstrap import (
     resampling_units,
     weighted_metrics,
 )
+from pedclip.eval.evaluation import auc_score_of
 from pedclip.eval.metrics import ALL_METRICS, Metric, binary_metrics
 
 FLIP_COLUMNS = ["dataset", "case_id", "label", "score_a", "score_b", "predicted_a", "predicted_b", "now"]
@@ -41,9 +42,11 @@ class Comparison:
 
 
 def align(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    """Cases present in both prediction frames (dataset, case_id, label, score, predicted [, patient_id])."""
-    keep = ["dataset", "case_id", "label", "score", "predicted"]
+    """Cases present in both prediction frames: dataset, case_id, label, score, predicted and auc (the score
+    each run's AUC is on), suffixed _a and _b [, patient_id]."""
+    keep = ["dataset", "case_id", "label", "score", "predicted", "auc"]
     extra = ["patient_id"] if "patient_id" in b.columns else []
+    a, b = a.assign(auc=auc_score_of(a)), b.assign(auc=auc_score_of(b))
     merged = a[keep].merge(b[keep + extra], on=["dataset", "case_id"], suffixes=("_a", "_b"))
     if merged.empty:
         raise PedclipError(
@@ -65,7 +68,7 @@ def compare_predictions(
     """Deltas (b - a) on the common cases, resampling patients when b carries patient ids."""
     m = align(a, b)
     y = m["label"].to_numpy()
-    sa, sb = m["score_a"].to_numpy(float), m["score_b"].to_numpy(float)
+    sa, sb = m["auc_a"].to_numpy(float), m["auc_b"].to_numpy(float)
     pa, pb = m["predicted_a"].to_numpy(), m["predicted_b"].to_numpy()
     point_a, point_b = binary_metrics(y, sa, pa), binary_metrics(y, sb, pb)
     units = resampling_units(m["patient_id"].to_numpy() if "patient_id" in m else None, len(m))

@@ -103,11 +103,25 @@ def _is_number(text: object) -> bool:
     return True
 
 
-def predictions_frame(frame: pd.DataFrame, scores: np.ndarray, predicted: np.ndarray) -> pd.DataFrame:
+def predictions_frame(
+    frame: pd.DataFrame, scores: np.ndarray, predicted: np.ndarray, auc_scores: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Per-case rows: `scores` are P(positive); `auc_scores` the protocol's AUC score where it differs."""
     out = frame[["dataset", "case_id", "label", "split", "patient_id", "attributes"]].copy()
     out["score"] = np.asarray(scores, dtype=np.float64)
     out["predicted"] = np.asarray(predicted, dtype=np.int64)
+    if auc_scores is not None:
+        out["auc_score"] = np.asarray(auc_scores, dtype=np.float64)
     return out
+
+
+def auc_score_of(predictions: pd.DataFrame) -> np.ndarray:
+    """The score a run's AUC is computed on: `auc_score` where the protocol set one, else P(positive)."""
+    scores = predictions["score"].to_numpy(np.float64)
+    if "auc_score" not in predictions:
+        return scores
+    own = predictions["auc_score"].to_numpy(np.float64)
+    return np.where(np.isnan(own), scores, own)
 
 
 def finish(
@@ -115,11 +129,10 @@ def finish(
     predictions: pd.DataFrame,
     threshold: Threshold,
     bootstrap: BootstrapConfig,
-    auc_scores: np.ndarray | None = None,
 ) -> EvalResult:
-    """Metrics with CIs for `predictions` (AUC on `auc_scores` when a protocol says so) and the run row."""
+    """Metrics with CIs for `predictions` (AUC on their `auc_score` when a protocol set one) and the run row."""
     y = predictions["label"].to_numpy()
-    scores = predictions["score"].to_numpy() if auc_scores is None else auc_scores
+    scores = auc_score_of(predictions)
     metrics, units = metrics_with_ci(
         y, scores, predictions["predicted"].to_numpy(), predictions["patient_id"].to_numpy(), bootstrap
     )

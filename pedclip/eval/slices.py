@@ -10,6 +10,7 @@ import pandas as pd
 
 from pedclip.errors import PedclipError
 from pedclip.eval.bootstrap import BootstrapConfig, metrics_with_ci
+from pedclip.eval.evaluation import auc_score_of
 from pedclip.eval.metrics import ALL_METRICS
 from pedclip.store import Store
 from pedclip.store.cases import cases_frame
@@ -52,7 +53,7 @@ def metrics_by(
         part = predictions[groups.to_numpy() == group]
         pids = part["patient_id"].to_numpy() if "patient_id" in part else None
         metrics, _ = metrics_with_ci(
-            part["label"].to_numpy(), part["score"].to_numpy(), part["predicted"].to_numpy(), pids, bootstrap
+            part["label"].to_numpy(), auc_score_of(part), part["predicted"].to_numpy(), pids, bootstrap
         )
         row = {"by": by, "group": group, "n": len(part), "n_positive": int(part["label"].sum())}
         for name in ALL_METRICS:

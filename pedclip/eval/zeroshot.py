@@ -192,6 +192,7 @@ def evaluate_prompts(
     p_pos = clf.positive_score(X)
     threshold = _threshold(load, clf, prompts.prompt_set, protocol, config)
     scores, score_kind = auc_scores(protocol, prompts.prompt_set.mode, p_pos)
+    auc_column = None if scores is p_pos else scores
     predicted = (p_pos >= threshold.value).astype(np.int64)
     run = {
         "kind": config.kind,
@@ -204,12 +205,12 @@ def evaluate_prompts(
         "config": {
             "prompts": prompts.prompt_set.as_dict(),
             "logit_scale": float(clf.logit_scale),
-            "score": score_kind,
+            "score": score_kind,  # what the AUC is computed on; stored scores are always P(positive)
             "protocol": protocol.as_dict(),
             **extra,
         },
     }
-    return finish(run, predictions_frame(frame, scores, predicted), threshold, config.bootstrap)
+    return finish(run, predictions_frame(frame, p_pos, predicted, auc_column), threshold, config.bootstrap)
 
 
 def _threshold(load: VectorLoader, clf, pset, protocol, config) -> Threshold:

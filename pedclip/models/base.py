@@ -26,10 +26,11 @@ INTERPOLATIONS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampl
 
 
 def torch_dtype(name: str) -> torch.dtype:
-    """fp32 | bf16 | fp16 -> the torch dtype."""
+    """fp32 | bf16 | fp16 | int8 -> the torch dtype of the weights and inputs. int8 is ONNX Runtime's dynamic
+    quantisation of an fp32 model: the torch model it is exported from, and its inputs, stay float32."""
     import torch
 
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}[name]
 
 
 def fingerprint_of(family: str, arch: dict, weights_id: str, preprocess: dict, dtype: str) -> str:
@@ -116,6 +117,22 @@ def geometry(img: Image.Image, config: PreprocessConfig) -> np.ndarray:
     return array if array.dtype == np.uint8 else np.clip(array, 0, 255).astype(np.float32)
 
 
+DRAFT_MARGIN = 2  # a JPEG is decoded at a reduced scale only while it stays >= 2x the size it is resized to
+
+
+def draft_floor(width: int, height: int, config: PreprocessConfig) -> tuple[int, int]:
+    """The smallest (width, height) an image may be decoded at before `geometry`: DRAFT_MARGIN times the size
+    its resize produces, so the bicubic resize still antialiases from well above the output grid."""
+    if config.kind == "pad_square":
+        scale = config.size / max(config.size, width, height)
+    elif config.kind == "squash":
+        scale = config.size / min(width, height)
+    else:  # resize_crop: the shortest side goes to size
+        scale = config.size / min(width, height)
+    scale = min(1.0, DRAFT_MARGIN * scale)
+    return max(1, int(np.ceil(width * scale - 1e-6))), max(1, int(np.ceil(height * scale - 1e-6)))
+
+
 def normalize(arrays: Sequence[np.ndarray] | np.ndarray, config: PreprocessConfig) -> torch.Tensor:
     """A batch of `geometry` outputs -> (B, channels, size, size) float32, scaled to [0,1] and standardised."""
     import torch
@@ -165,6 +182,7 @@ class Encoder:
     untrained: bool = False
     parent_fingerprint: str | None = None
     text_batch_size: int = 256
+    runtime: str = "torch"  # what runs the towers: torch, or onnx (ONNX Runtime; see models/onnx_towers.py)
     modules: dict = field(default_factory=dict)  # the underlying nn.Modules by name, for training/saving
 
     @property

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import pickle
 import warnings
@@ -99,3 +101,16 @@ def cached_hub_file(repo_id: str, filenames: tuple[str, ...]) -> Path | None:
 def cast_module(module: torch.nn.Module, device: str, dtype: torch.dtype) -> torch.nn.Module:
     """Move and cast the weights themselves (bf16 is weights, not autocast); eval mode."""
     return module.to(device=device, dtype=dtype).eval()
+
+
+@contextlib.contextmanager
+def quiet_root_logger():
+    """open_clip logs "No pretrained weights loaded" and ORT's quantiser advice on the root logger; pedclip
+    already warned (or meant it)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import json
-import logging
 import pickle
 import warnings
 from pathlib import Path
@@ -19,6 +17,7 @@ from pedclip.models.checkpoint import (
     cast_module,
     file_sha256,
     is_torchscript,
+    quiet_root_logger,
     read_state_dict,
 )
 from pedclip.models.openclip_config import (
@@ -106,21 +105,9 @@ def apply_tag_preprocess(model: torch.nn.Module, tag_cfg: dict) -> None:
 def build_untrained(name: str, seed: int) -> torch.nn.Module:
     """The architecture with seeded random weights; the global RNG is left untouched."""
     oc = open_clip_module()
-    with torch.random.fork_rng(devices=[]), _quiet_root_logger():
+    with torch.random.fork_rng(devices=[]), quiet_root_logger():
         torch.manual_seed(seed)
         return oc.create_model(name, pretrained=None, precision="fp32", device="cpu")
-
-
-@contextlib.contextmanager
-def _quiet_root_logger():
-    """open_clip logs "No pretrained weights loaded" on the root logger; pedclip already warned (or meant it)."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
 
 
 def load_weights_file(model: torch.nn.Module, path: Path) -> None:

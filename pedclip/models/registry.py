@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pedclip.errors import PedclipError
+from pedclip.models.runtime import resolve_runtime
 from pedclip.models.spec import FAMILIES, ModelSpec, parse_spec
 
 if TYPE_CHECKING:
@@ -23,18 +24,20 @@ if TYPE_CHECKING:
 
 FAMILY_MODULES = {"openclip": "openclip", "medclip": "medclip", "local": "local", "demo": "local"}
 FINGERPRINT_MODULES = {"openclip": "openclip_config", "medclip": "medclip", "local": "local", "demo": "local"}
-LOAD_DTYPES = ("fp32", "bf16")
+LOAD_DTYPES = ("fp32", "bf16", "int8")
 
 
 @dataclass(frozen=True)
 class LoadOptions:
-    """How to load a spec: weights file or folder (--weights), device, dtype, PEDCLIP_HOME, untrained seed."""
+    """How to load a spec: weights file or folder (--weights), device, dtype, PEDCLIP_HOME, untrained seed,
+    and the runtime that runs the towers."""
 
     weights: Path | None = None
     device: str = "cpu"
-    dtype: str = "fp32"  # fp32 | bf16 (bf16 casts the weights; no autocast)
+    dtype: str = "fp32"  # fp32 | bf16 (bf16 casts the weights; no autocast) | int8 (ONNX Runtime only)
     home: Path | None = None
     seed: int = 0  # only for untrained (random) weights
+    runtime: str = "torch"  # auto | torch | onnx (models/runtime.py); training needs torch
 
 
 Loader = Callable[[ModelSpec, LoadOptions], "Encoder"]
@@ -90,10 +93,19 @@ def load_encoder(
     dtype: str = "fp32",
     home: str | Path | None = None,
     seed: int = 0,
+    runtime: str = "torch",
 ) -> Encoder:
-    """Build the `Encoder` a spec names (see `pedclip models list`), in eval mode on `device`."""
-    parsed, options = _checked(spec, weights, device, dtype, home, seed)
-    return family_loader(parsed.family).loader(parsed, options)
+    """Build the `Encoder` a spec names (see `pedclip models list`), in eval mode on `device`; `runtime`
+    auto|onnx runs its towers in ONNX Runtime (graphs exported once under `<home>/onnx/`)."""
+    parsed, options = _checked(spec, weights, device, dtype, home, seed, runtime)
+    resolved = resolve_runtime(runtime, options.device, options.dtype)
+    encoder = family_loader(parsed.family).loader(parsed, options)
+    if resolved == "onnx":
+        from pedclip.config import Paths
+        from pedclip.models.onnx_towers import onnx_encoder
+
+        return onnx_encoder(encoder, Paths.at(options.home).onnx, options.dtype)
+    return encoder
 
 
 def fingerprint_for(
@@ -116,7 +128,7 @@ def fingerprint_for(
     return fingerprinter(parsed, options)
 
 
-def _checked(spec, weights, device, dtype, home, seed) -> tuple[ModelSpec, LoadOptions]:
+def _checked(spec, weights, device, dtype, home, seed, runtime="torch") -> tuple[ModelSpec, LoadOptions]:
     """Parse the spec and check the options the same way for loading and fingerprinting."""
     if dtype not in LOAD_DTYPES:
         raise PedclipError(f"unknown dtype {dtype!r}; expected one of: {', '.join(LOAD_DTYPES)}")
@@ -127,6 +139,7 @@ def _checked(spec, weights, device, dtype, home, seed) -> tuple[ModelSpec, LoadO
         dtype=dtype,
         home=Path(home) if home is not None else None,
         seed=seed,
+        runtime=runtime,
     )
     if options.weights is not None and not options.weights.exists():
         raise PedclipError(

@@ -42,12 +42,22 @@ def pooled_positions(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tens
     return (tokens == model.text_eos_id).int().argmax(dim=-1)
 
 
+def trimmed_tokens(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """tokens[:, :last pooled position + 1]: the only columns that reach a vector."""
+    return tokens[:, : int(pooled_positions(model, tokens).max()) + 1]
+
+
 def trimmed_encode_text(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     """open_clip `CLIP.encode_text` (open_clip 3.3) on tokens[:, :last pooled position + 1]."""
+    return encode_trimmed(model, trimmed_tokens(model, tokens))
+
+
+def encode_trimmed(model: torch.nn.Module, text: torch.Tensor) -> torch.Tensor:
+    """open_clip `CLIP.encode_text` on already trimmed tokens; the length is read from their shape, so an
+    ONNX export of this keeps the sequence length dynamic."""
     from open_clip.transformer import text_global_pool
 
-    length = int(pooled_positions(model, tokens).max()) + 1
-    text = tokens[:, :length]
+    length = text.shape[1]
     cast_dtype = model.transformer.get_cast_dtype()
     x = model.token_embedding(text).to(cast_dtype)
     x = x + model.positional_embedding[:length].to(cast_dtype)

@@ -33,7 +33,8 @@ def new_run_id(kind: str) -> str:
 
 
 def save_run(store: Store, run: dict, predictions: pd.DataFrame | None = None) -> str:
-    """Insert or replace a run and (when given) its predictions (dataset, case_id, score, predicted, label)."""
+    """Insert or replace a run and (when given) its predictions: dataset, case_id, score (P(positive)),
+    predicted, label, and optionally auc_score (the protocol's AUC score where it is not `score`)."""
     values = [run.get(c) for c in RUN_COLUMNS]
     values[RUN_COLUMNS.index("config")] = dumps(run.get("config") or {})
     values[RUN_COLUMNS.index("metrics")] = dumps(run.get("metrics") or {})
@@ -46,10 +47,13 @@ def save_run(store: Store, run: dict, predictions: pd.DataFrame | None = None) -
             values,
         )
         if predictions is not None:
-            con.register("frame", predictions[["dataset", "case_id", "score", "predicted", "label"]])
+            frame = predictions[["dataset", "case_id", "score", "predicted", "label"]].copy()
+            frame["auc_score"] = predictions.get("auc_score")
+            con.register("frame", frame.astype({"auc_score": "float64"}))
             con.execute("DELETE FROM predictions WHERE run_id = ?", [run_id])
             con.execute(
-                "INSERT INTO predictions SELECT ?, dataset, case_id, score, predicted, label FROM frame",
+                "INSERT INTO predictions (run_id, dataset, case_id, score, predicted, label, auc_score) "
+                "SELECT ?, dataset, case_id, score, predicted, label, auc_score FROM frame",
                 [run_id],
             )
     return run_id

@@ -82,7 +82,7 @@ MIGRATIONS: list[list[str]] = [
             run_id VARCHAR NOT NULL,
             dataset VARCHAR NOT NULL,
             case_id VARCHAR NOT NULL,
-            score DOUBLE NOT NULL,             -- P(pneumonia), or the protocol's score
+            score DOUBLE NOT NULL,             -- P(pneumonia) (before migration 2: the protocol's AUC score)
             predicted INTEGER NOT NULL,
             label INTEGER,
             PRIMARY KEY (run_id, dataset, case_id)
@@ -93,6 +93,17 @@ MIGRATIONS: list[list[str]] = [
             metrics VARCHAR NOT NULL,          -- JSON: train_loss, val_loss, val_auroc ...
             PRIMARY KEY (run_id, epoch)
         )""",
+    ],
+    # 2: `score` is P(positive) for every run; `auc_score` holds the protocol's AUC score where it differs
+    # (the study's top-1 probability for `paper` CLIP runs), NULL where it is `score` itself. Old top-1 rows
+    # get P(positive) back from the prediction: exact at the paper protocol's fixed 0.5 threshold.
+    [
+        "ALTER TABLE predictions ADD COLUMN auc_score DOUBLE",
+        """UPDATE predictions SET auc_score = score,
+               score = CASE WHEN predicted = 1 THEN score ELSE 1 - score END
+           WHERE run_id IN (
+               SELECT run_id FROM runs WHERE json_extract_string(config, '$.score') = 'top1_probability'
+           )""",
     ],
 ]
 

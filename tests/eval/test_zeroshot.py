@@ -92,13 +92,15 @@ def test_paper_and_sound_differ_for_the_same_predictions(zs_store, tiny_encoder)
         zs_store, tiny_encoder, "siteA", pset, ZeroShotConfig(protocol="sound", split="all", bootstrap=FAST)
     )
     y = pooled.predictions["label"].to_numpy()
-    # same embeddings, same prompts: the paper's stored score is the top-1 probability of softmax(100 cos)
+    # same embeddings, same prompts: the paper's AUC is on the top-1 probability of softmax(100 cos), stored
+    # beside P(positive), which is what every run's `score` is
     p100 = ZeroShotClassifier("softmax", "mean", 100.0)
-    assert paper.metrics["auroc"].value == pytest.approx(roc_auc_score(y, paper.predictions["score"]))
+    assert paper.metrics["auroc"].value == pytest.approx(roc_auc_score(y, paper.predictions["auc_score"]))
     assert paper.metrics["auroc"].value != pytest.approx(pooled.metrics["auroc"].value, abs=1e-3)
     assert p100.logit_scale == paper.run["config"]["logit_scale"]
-    p_pos = 1 - np.abs(paper.predictions["score"].to_numpy() - paper.predictions["predicted"].to_numpy())
-    np.testing.assert_allclose(np.maximum(p_pos, 1 - p_pos), paper.predictions["score"])
+    p_pos = paper.predictions["score"].to_numpy()
+    np.testing.assert_array_equal(p_pos >= 0.5, paper.predictions["predicted"].to_numpy() == 1)
+    np.testing.assert_allclose(np.maximum(p_pos, 1 - p_pos), paper.predictions["auc_score"])
 
 
 def test_paper_medclip_prompt_count_search(zs_store, tiny_encoder):

@@ -163,3 +163,40 @@ def test_failed_write_rolls_back(store: Store) -> None:
         con.execute("DELETE FROM datasets")
         con.execute("SELECT * FROM no_such_table")
     assert get_dataset(store, "d")["name"] == "d"
+
+
+def test_migration_2_gives_old_top1_rows_p_positive_back(home) -> None:
+    import duckdb
+
+    from pedclip.store.db import Paths
+    from pedclip.store.schema import MIGRATIONS
+
+    paths = Paths.at(home)
+    paths.db.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(paths.db))  # a store as version 1 wrote it: top-1 scores for a paper CLIP run
+    for statement in MIGRATIONS[0]:
+        con.execute(statement)
+    con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied TIMESTAMP)")
+    con.execute("INSERT INTO schema_version VALUES (1, NULL)")
+    con.execute("""INSERT INTO runs (run_id, kind, protocol, model, config) VALUES
+        ('paper-run', 'zeroshot', 'paper', 'm', '{"score": "top1_probability"}'),
+        ('sound-run', 'zeroshot', 'sound', 'm', '{"score": "p_positive"}')""")
+    p_positive = [0.9, 0.2, 0.6, 0.45]
+    for i, p in enumerate(p_positive):
+        con.execute(
+            "INSERT INTO predictions VALUES ('paper-run', 'd', ?, ?, ?, 1)",
+            [f"c{i}", max(p, 1 - p), int(p >= 0.5)],
+        )
+        con.execute(
+            "INSERT INTO predictions VALUES ('sound-run', 'd', ?, ?, ?, 1)", [f"c{i}", p, int(p >= 0.5)]
+        )
+    con.close()
+    store = Store.open(home)
+    with store.read() as read:
+        rows = read.execute(
+            "SELECT run_id, score, auc_score FROM predictions ORDER BY run_id, case_id"
+        ).fetchall()
+    paper, sound = rows[:4], rows[4:]
+    assert [r[1] for r in paper] == pytest.approx(p_positive)
+    assert [r[2] for r in paper] == pytest.approx([max(p, 1 - p) for p in p_positive])
+    assert [r[1] for r in sound] == pytest.approx(p_positive) and all(r[2] is None for r in sound)

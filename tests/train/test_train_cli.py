@@ -53,3 +53,20 @@ def test_bad_flag_value_is_one_line_error(capsys, home, store, site):
     code = main(["--home", str(home), "finetune", "--dataset", site, "--trainable", "some", *FAST])
     assert code == 1
     assert "--trainable 'some' is not valid" in capsys.readouterr().err
+
+
+def test_finetune_and_transfer_accept_the_same_training_options():
+    import typer.main
+
+    from pedclip.cli import _register, app
+
+    _register()
+    commands = typer.main.get_command(app).commands
+
+    def flags(name: str) -> set[str]:
+        return {opt for p in commands[name].params if p.param_type_name == "option" for opt in p.opts}
+
+    shared = flags("finetune") & flags("transfer")
+    assert {"--micro-batch", "--grad-clip", "--precision", "--reembed", "--workers", "--lr"} <= shared
+    assert flags("finetune") - shared == {"--dataset", "-d"}
+    assert flags("transfer") - shared == {"--from", "--to", "--both", "--retrain"}

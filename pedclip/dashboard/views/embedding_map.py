@@ -39,11 +39,12 @@ def colour_options(cases: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
     return base + (["prediction", "correctness"] if not runs.empty else [])
 
 
-def with_run(cases: pd.DataFrame, run_id: str, threshold: float) -> pd.DataFrame:
-    predictions = ui.run_cases(run_id)[["dataset", "case_id", "score"]]
+def with_run(cases: pd.DataFrame, run_id: str, class_names: list[str]) -> pd.DataFrame:
+    """The cases with the run's stored prediction (named by class) and whether it is right."""
+    predictions = ui.run_cases(run_id)[["dataset", "case_id", "score", "predicted"]]
     out = cases.merge(predictions, on=["dataset", "case_id"], how="left")
-    predicted = (out["score"] >= threshold).astype("Int64").where(out["score"].notna())
-    out["prediction"] = predicted.map({0: "normal", 1: "pneumonia"}).fillna("not scored")
+    predicted = out["predicted"].astype("Int64")
+    out["prediction"] = predicted.map(dict(enumerate(class_names))).astype(object).fillna("not scored")
     right = predicted == out["label"]
     out["correctness"] = np.where(
         out["score"].isna() | out["label"].isna(),
@@ -88,8 +89,10 @@ def render() -> None:
     colour = cols[2].selectbox("Colour by", colour_options(cases, runs), key="map_colour")
     if colour in ("prediction", "correctness"):
         run_id = ui.pick_run(runs, "map_run")
-        cases = with_run(cases, run_id, analysis.run_threshold(ui.run_info(run_id)))
-    cases["label"] = cases["label"].map({0: "normal", 1: "pneumonia"}).fillna("unlabelled")
+        cases = with_run(cases, run_id, ui.class_names(dataset))
+        st.caption(f"Predictions as the run stored them, at its own threshold · {ui.SCORE_NOTE}")
+    names = dict(enumerate(ui.class_names(dataset)))
+    cases["label"] = cases["label"].map(names).astype(object).fillna("unlabelled")
     fig = px.scatter(
         cases,
         x="x",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pedclip.dashboard import analysis, ui
+from pedclip.eval import curves
 
 
 def slice_filter(frame):
@@ -26,25 +27,18 @@ def render() -> None:
         return
     run_id = ui.pick_run(runs, "errors_run")
     frame = analysis.expand_attributes(ui.run_cases(run_id))
-    threshold = st.slider(
-        "Decision threshold on P(pneumonia)",
-        0.0,
-        1.0,
-        analysis.run_threshold(ui.run_info(run_id)),
-        0.01,
-        key=f"errors_threshold_{run_id}",
-    )
+    threshold = ui.decision_threshold(ui.run_info(run_id), key=f"errors_threshold_{run_id}")
     frame = slice_filter(frame)
     limit = st.slider("Show at most", 6, 60, 12, 6, key="errors_limit")
-    false_pos, false_neg = analysis.errors_of(frame, threshold)
+    false_pos, false_neg = curves.errors(frame, curves.decisions(frame, threshold))
     st.caption(f"{len(frame)} cases · {len(false_pos)} false positives · {len(false_neg)} false negatives")
     st.subheader(f"False positives ({len(false_pos)}): normal cases scored as pneumonia, highest score first")
     if false_pos.empty:
-        st.success("No false positives at this threshold.")
+        st.success("No false positives.")
     ui.gallery(false_pos.head(limit), ui.case_caption, key="fp")
     st.subheader(f"False negatives ({len(false_neg)}): pneumonia cases scored as normal, lowest score first")
     if false_neg.empty:
-        st.success("No false negatives at this threshold.")
+        st.success("No false negatives.")
     ui.gallery(false_neg.head(limit), ui.case_caption, key="fn")
 
 

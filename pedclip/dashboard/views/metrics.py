@@ -7,16 +7,17 @@ import streamlit as st
 
 from pedclip.dashboard import analysis, labels, ui
 from pedclip.dashboard.labels import short_run_id
+from pedclip.eval import curves as eval_curves
 
 
-def curves(frames: dict, threshold: float) -> None:
+def curves(frames: dict, threshold: float | None) -> None:
     roc, pr, cal = go.Figure(), go.Figure(), go.Figure()
     roc.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, name="chance")
     cal.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, name="perfect")
     for run_id, frame in frames.items():
         name = short_run_id(run_id)  # unique, and short enough for a legend
         y, s = frame["label"].to_numpy(), frame["score"].to_numpy()
-        point = analysis.operating_point(y, s, threshold)
+        point = eval_curves.operating_point(y, eval_curves.decisions(frame, threshold), threshold)
         auc = analysis.safe_auroc(y, s)
         r = analysis.roc_points(y, s)
         roc.add_scatter(
@@ -27,7 +28,7 @@ def curves(frames: dict, threshold: float) -> None:
             y=[point.sensitivity],
             mode="markers",
             marker={"size": 11},
-            name=f"operating point @ {threshold:.2f}",
+            name=_point_name(threshold),
         )
         p = analysis.pr_points(y, s)
         pr.add_scatter(x=p["recall"], y=p["precision"], mode="lines", name=name)
@@ -36,7 +37,7 @@ def curves(frames: dict, threshold: float) -> None:
             y=[point.precision],
             mode="markers",
             marker={"size": 11},
-            name=f"operating point @ {threshold:.2f}",
+            name=_point_name(threshold),
         )
         b = analysis.reliability_bins(y, s)
         cal.add_scatter(
@@ -60,10 +61,16 @@ def curves(frames: dict, threshold: float) -> None:
         col.plotly_chart(fig, width="stretch")
 
 
-def operating_points(frames: dict, threshold: float, label) -> None:
-    st.subheader(f"At threshold {threshold:.2f}")
+def _point_name(threshold: float | None) -> str:
+    return "operating point (stored)" if threshold is None else f"operating point @ {threshold:.2f}"
+
+
+def operating_points(frames: dict, threshold: float | None, label) -> None:
+    st.subheader("Each run's stored predictions" if threshold is None else f"At threshold {threshold:.2f}")
     for run_id, frame in frames.items():
-        point = analysis.operating_point(frame["label"].to_numpy(), frame["score"].to_numpy(), threshold)
+        point = eval_curves.operating_point(
+            frame["label"].to_numpy(), eval_curves.decisions(frame, threshold)
+        )
         left, right = st.columns([2, 1])
         with left:
             st.markdown(f"**{label(run_id)}**")
@@ -94,7 +101,7 @@ def operating_points(frames: dict, threshold: float, label) -> None:
         right.plotly_chart(matrix, width="stretch", key=f"confusion_{run_id}")
 
 
-def slices(frames: dict, threshold: float) -> None:
+def slices(frames: dict, threshold: float | None) -> None:
     st.subheader("Metrics by slice")
     first = next(iter(frames.values()))
     columns = analysis.slice_columns(first)
@@ -134,10 +141,8 @@ def render() -> None:
     if not frames:
         st.warning("These runs have no labelled predictions to measure.")
         return
-    start = analysis.run_threshold(ui.run_info(chosen[0]))
-    threshold = st.slider(
-        "Decision threshold on P(pneumonia)", 0.0, 1.0, start, 0.01, key="metrics_threshold"
-    )
+    word = "the run's" if len(frames) == 1 else "each run's"
+    threshold = ui.decision_threshold(ui.run_info(chosen[0]), key="metrics_threshold", runs_word=word)
     curves(frames, threshold)
     operating_points(frames, threshold, ui.run_label(runs))
     slices(frames, threshold)
