@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -218,7 +219,50 @@ def pixel_findings(store: Store) -> list[Finding]:
     ]
 
 
-FILE_CHECKS = (index_findings, pixel_findings, temp_findings)
+def orphaned_training_states(store: Store) -> list[Path]:
+    """Folders of fine-tune resume state (`Paths.training/<run_id>`) whose run is not unfinished any more
+    (done, interrupted, or gone), so no rerun will continue it, and that no process holds."""
+    import fcntl
+
+    root = store.paths.training
+    if not root.exists():
+        return []
+    with store.read() as con:
+        unfinished = {
+            r[0]
+            for r in con.execute("SELECT run_id FROM runs WHERE status IN ('running', 'failed')").fetchall()
+        }
+    out = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in unfinished):
+        lock = folder / "training.lock"
+        try:
+            with open(lock, "a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released on close
+        except BlockingIOError:
+            continue  # a run starting right now (its row is not written yet)
+        except OSError:
+            pass
+        out.append(folder)
+    return out
+
+
+def training_state_findings(store: Store) -> list[Finding]:
+    folders = orphaned_training_states(store)
+    if not folders:
+        return []
+    return [
+        Finding(
+            "training-state-orphaned",
+            f"{len(folders)} fine-tune resume states belong to no unfinished run",
+            len(folders),
+            REPAIR + " (deletes them; no rerun can continue those runs)",
+            safe=True,
+            examples=tuple(str(p) for p in folders[:3]),
+        )
+    ]
+
+
+FILE_CHECKS = (index_findings, pixel_findings, temp_findings, training_state_findings)
 
 
 def repair_files(store: Store, findings: list[Finding]) -> list[dict]:
@@ -231,6 +275,11 @@ def repair_files(store: Store, findings: list[Finding]) -> list[dict]:
         sizes = _preprocess_sizes(store)
         paths = [p for p in store.paths.pixels.glob("*/*/*.npy") if pixel_entry_problem(p, sizes)]
         done.append({"check": "pixel-cache-mismatch", "removed": _remove(paths)})
+    if "training-state-orphaned" in checks:
+        folders = orphaned_training_states(store)
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+        done.append({"check": "training-state-orphaned", "removed": len(folders)})
     if "orphaned-temp-files" in checks:
         done.append(
             {"check": "orphaned-temp-files", "removed": _remove(orphaned_temp_files(store.paths.home))}

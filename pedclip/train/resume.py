@@ -82,6 +82,8 @@ class TrainingState:
             "micro_batch": micro_batch,
         }
         self.folder.mkdir(parents=True, exist_ok=True)
+        for stale in self.folder.glob(f".{STATE_FILE}.*.tmp"):  # a killed writer's; this run's lock is ours
+            stale.unlink(missing_ok=True)
         tmp = self.folder / f".{STATE_FILE}.{os.getpid()}.tmp"
         with open(tmp, "wb") as handle:
             torch.save(document, handle)

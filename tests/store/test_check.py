@@ -59,7 +59,9 @@ def plant_safe_corruptions(store: Store, fingerprint: str) -> None:
     put_image_embeddings(store, "no-such-model", [FAKE_SHA], vector)  # vectors of an unknown model
     put_image_embeddings(store, fingerprint, [FAKE_SHA], vector * 0.5)  # a vector cut short
     with store.write() as con:
-        con.execute("INSERT INTO predictions VALUES ('gone', 'ds', 'img_0001.png', 0.5, 1, 1)")
+        con.execute(
+            "INSERT INTO predictions (run_id, dataset, case_id, score, predicted, label) VALUES ('gone', 'ds', 'img_0001.png', 0.5, 1, 1)"
+        )
         con.execute("INSERT INTO epochs VALUES ('gone', 1, '{}')")
     pixels = sorted(store.paths.pixels.glob("*/*/*.npy"))
     pixels[0].write_bytes(pixels[0].read_bytes()[:100])  # truncated by a full disk
@@ -144,3 +146,18 @@ def test_a_live_writers_temp_file_is_left_alone(filled: Store) -> None:
 
     (filled.paths.pixels / f".x.npy.{os.getpid()}.tmp").write_bytes(b"in flight")
     assert checks(filled) == {}
+
+
+def test_resume_state_of_a_finished_or_missing_run_is_removed_and_an_unfinished_ones_kept(
+    filled: Store,
+) -> None:
+    save_run(
+        filled,
+        {"run_id": "ft-live", "kind": "finetune", "protocol": "sound", "model": "m", "status": "failed"},
+    )
+    for run_id in ("ft-live", "r1", "ft-gone"):  # unfinished, done, no run at all
+        (filled.paths.training / run_id).mkdir(parents=True)
+        (filled.paths.training / run_id / "training_state.pt").write_bytes(b"state")
+    assert checks(filled) == {"training-state-orphaned": "problem"}
+    assert check_store(filled, repair=True).ok
+    assert sorted(p.name for p in filled.paths.training.iterdir()) == ["ft-live"]
