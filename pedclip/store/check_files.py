@@ -58,20 +58,20 @@ def orphaned_temp_files(home: Path, now: float | None = None) -> list[Path]:
     return sorted(found)
 
 
-def temp_findings(store: Store) -> list[Finding]:
-    paths = orphaned_temp_files(store.paths.home)
+def _removable(check: str, message: str, paths: list[Path], why: str) -> list[Finding]:
+    """One safe finding for `paths` ({n} in `message` is their count), or none when there are none."""
     if not paths:
         return []
-    return [
-        Finding(
-            "orphaned-temp-files",
-            f"{len(paths)} temporary files were left by writers that are gone",
-            len(paths),
-            REPAIR + " (deletes them)",
-            safe=True,
-            examples=tuple(str(p) for p in paths[:3]),
-        )
-    ]
+    fix = f"{REPAIR} (deletes them{why})"
+    examples = tuple(str(p) for p in paths[:3])
+    return [Finding(check, message.format(n=len(paths)), len(paths), fix, safe=True, examples=examples)]
+
+
+def temp_findings(store: Store) -> list[Finding]:
+    paths = orphaned_temp_files(store.paths.home)
+    return _removable(
+        "orphaned-temp-files", "{n} temporary files were left by writers that are gone", paths, ""
+    )
 
 
 def _known(store: Store) -> tuple[set[str], set[str]]:
@@ -247,19 +247,12 @@ def orphaned_training_states(store: Store) -> list[Path]:
 
 
 def training_state_findings(store: Store) -> list[Finding]:
-    folders = orphaned_training_states(store)
-    if not folders:
-        return []
-    return [
-        Finding(
-            "training-state-orphaned",
-            f"{len(folders)} fine-tune resume states belong to no unfinished run",
-            len(folders),
-            REPAIR + " (deletes them; no rerun can continue those runs)",
-            safe=True,
-            examples=tuple(str(p) for p in folders[:3]),
-        )
-    ]
+    return _removable(
+        "training-state-orphaned",
+        "{n} fine-tune resume states belong to no unfinished run",
+        orphaned_training_states(store),
+        "; no rerun can continue those runs",
+    )
 
 
 FILE_CHECKS = (index_findings, pixel_findings, temp_findings, training_state_findings)

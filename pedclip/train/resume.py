@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from pedclip.errors import DiskFullError, is_disk_full
 from pedclip.store import Store
 from pedclip.store.db import dumps
 from pedclip.store.runs import new_run_id, runs_frame
@@ -85,11 +86,17 @@ class TrainingState:
         for stale in self.folder.glob(f".{STATE_FILE}.*.tmp"):  # a killed writer's; this run's lock is ours
             stale.unlink(missing_ok=True)
         tmp = self.folder / f".{STATE_FILE}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as handle:
-            torch.save(document, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
+        try:
+            with open(tmp, "wb") as handle:
+                torch.save(document, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except (OSError, RuntimeError) as exc:  # torch.save reports a failed write as RuntimeError
+            tmp.unlink(missing_ok=True)
+            if is_disk_full(exc):
+                raise DiskFullError(self.folder) from exc
+            raise
 
     def restore(self, tensors, stateful: dict) -> tuple[Resumed, list[torch.Tensor]] | None:
         """Load the state into `tensors` and the `stateful` objects and the RNG; None when there is none
