@@ -28,7 +28,7 @@ from tests.train.conftest import draw
 SEED = 11
 MODEL = "openclip:pedclip-tiny"
 LAYOUT = {"train": 8, "val": 4, "test": 4}  # images per split, half pneumonia
-EPOCHS = 3
+EPOCHS = 2
 COMMANDS = {
     "ingest": lambda src: ["data", "ingest", str(src), "--name", "ds", "--workers", "0"],
     "embed": lambda _: ["embed", "--model", MODEL, "--dataset", "ds", "--batch-size", "2", "--chunk-size", "2",
@@ -117,16 +117,19 @@ def progress_of(store: Store, command: str) -> int:
         return int(con.execute(queries[command]).fetchone()[0])
 
 
-def kill_when(process, store: Store, command: str, target: int | None, delay_s: float) -> None:
-    """SIGKILL `delay_s` after `target` units are committed (polling the store), or after `delay_s`."""
+def kill_when(process, store: Store, command: str, target: int | None, delay_s: float) -> bool:
+    """SIGKILL `delay_s` after `target` units are committed (polling the store), or after `delay_s`;
+    whether the process was still running (else it had finished first)."""
     deadline = time.monotonic() + TIMEOUT_S
     if target is not None:
         while process.is_alive() and progress_of(store, command) < target and time.monotonic() < deadline:
             time.sleep(0.05)
     process.join(delay_s)
-    if process.is_alive():
+    alive = process.is_alive()
+    if alive:
         os.kill(process.pid, signal.SIGKILL)
     process.join(30)
+    return alive
 
 
 def snapshot(store: Store) -> dict:
@@ -199,7 +202,7 @@ def test_commands_killed_at_seeded_points_resume_to_the_uninterrupted_result(for
 
     rng = np.random.default_rng(SEED)
     store = Store.open(tmp_path / "home")
-    state = None
+    state, killed = None, []
     for command, reference_units in [
         ("ingest", None),
         ("embed", sum(LAYOUT.values())),
@@ -216,12 +219,13 @@ def test_commands_killed_at_seeded_points_resume_to_the_uninterrupted_result(for
                 done = progress_of(store, command)
                 target = done + int(rng.integers(1, max(2, reference_units - done)))
                 delay = float(rng.uniform(0, 0.5)) * durations[command] / reference_units
-            kill_when(process, store, command, target, delay)
+            killed.append(kill_when(process, store, command, target, delay))
             state = assert_consistent(store, state)
         log = tmp_path / f"{command}.log"
         finish(start(forkserver, store.paths.home, command, source, log), log)
         state = assert_consistent(store, state)
 
+    assert sum(killed) >= 3, f"too few kills landed while a command ran: {killed}"
     assert not [r for r in state["runs"] if r[1] == "running"]
     assert [r for r in state["runs"] if r[0] == "finetune"] == [("finetune", "done")], (
         "continued, not restarted"
