@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "dashboard"))  # the fixture-store builder the tests use
 
-PAGES = ("runs", "metrics", "errors", "neighbours", "prompt_lab", "embedding_map", "data")
+PAGES = ("runs", "metrics", "errors", "neighbors", "prompt_lab", "embedding_map", "data")
 
 
 def timed(fn) -> float:

@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         ),
         runtime: Runtime = "auto",
     ) -> None:
-        """Open the dashboard (runs, metrics, errors, neighbours, prompt lab, embedding map, data)."""
+        """Open the dashboard (runs, metrics, errors, neighbors, prompt lab, embedding map, data)."""
         from pedclip.dashboard.launch import launch
 
         paths = Paths.at(home or state(ctx).home)

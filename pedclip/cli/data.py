@@ -101,7 +101,7 @@ def audit_command(
     as_json: AsJson = False,
 ) -> None:
     """Class balance per split, patients shared across splits, identical images across splits."""
-    from pedclip.data.audit import audit_cases
+    from pedclip.eval.leakage import audit_cases
     from pedclip.store.cases import cases_frame, get_dataset
 
     store = state(ctx).store(create=False)

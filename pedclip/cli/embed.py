@@ -156,7 +156,7 @@ def neighbors_command(
     dataset: Dataset,
     case: str = typer.Option(None, "--case", help="case id of the dataset to start from"),
     image: Path = typer.Option(None, "--image", help="an image file not in the store"),
-    k: int = typer.Option(10, "-k", help="how many neighbours"),
+    k: int = typer.Option(10, "-k", help="how many neighbors"),
     weights: Weights = None,
     device: Device = "cpu",
     dtype: Dtype = "fp32",
@@ -192,7 +192,7 @@ def neighbors_command(
             }
         )
         return
-    print_table(rows, title=f"neighbours in {dataset} of {case or image}")
+    print_table(rows, title=f"neighbors in {dataset} of {case or image}")
 
 
 def register(app: typer.Typer) -> None:

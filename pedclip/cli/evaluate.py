@@ -25,6 +25,7 @@ from pedclip.cli.options import (
     Weights,
 )
 from pedclip.errors import PedclipError
+from pedclip.eval.record import RunRecord
 
 PROMPTS_HELP = "prompt set name (see `pedclip prompts list`) or a TOML file"
 INLINE_HELP = (
@@ -58,7 +59,8 @@ def _bootstrap(resamples: int, seed: int):
 def _print_result(result, saved: bool, extra_rows: list[dict] | None = None) -> None:
     run = result.run
     typer.echo(
-        f"{run['kind']} {run['model']} on {run['eval_dataset']}:{run['split']} ({run['protocol']} protocol), "
+        f"{run['kind']} {RunRecord.from_row(run).model_name()} on {run['eval_dataset']}:{run['split']} "
+        f"({run['protocol']} protocol), "
         f"n={run['config'].get('n')}, threshold {result.threshold.value:.4f} ({result.threshold.rule}), "
         f"CIs by {run['config'].get('resampled')}"
     )
@@ -227,7 +229,7 @@ def knn(
     evaluate: str = typer.Option(
         None, "--eval", help="dataset evaluated on its test split (default: --train)"
     ),
-    k: int = typer.Option(10, "--k", "-k", help="neighbours per case"),
+    k: int = typer.Option(10, "--k", "-k", help="neighbors per case"),
     unweighted: bool = typer.Option(
         False, "--unweighted", help="plain majority share (default: cosine-weighted)"
     ),
@@ -236,7 +238,7 @@ def knn(
     no_save: NoSave = False,
     as_json: AsJson = False,
 ) -> None:
-    """kNN vote over cached embeddings (FAISS neighbours when the index can serve them)."""
+    """kNN vote over cached embeddings (FAISS neighbors when the index can serve them)."""
     from pedclip.eval.evaluation import save
     from pedclip.eval.knn import KnnConfig, knn_eval
 
@@ -251,7 +253,7 @@ def knn(
     if as_json:
         emit_json({**result.as_dict(), "saved": not no_save})
         return
-    _print_result(result, not no_save, [{"neighbours": result.run["config"]["neighbours"], "k": k}])
+    _print_result(result, not no_save, [{"neighbors": result.run["config"]["neighbors"], "k": k}])
 
 
 @prompts_app.command("list")

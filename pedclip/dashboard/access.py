@@ -2,7 +2,7 @@
 
 Reads go through `pedclip.store` functions (parameterised queries, short-lived read connections), so a
 page sees the last committed state while `pedclip embed` or `pedclip finetune` writes. Each call into
-another part of pedclip (rescoring, neighbours, encoders, decoding, metrics) sits behind one small
+another part of pedclip (rescoring, neighbors, encoders, decoding, metrics) sits behind one small
 function below, so that the pages never import those modules themselves.
 """
 
@@ -16,22 +16,12 @@ import numpy as np
 import pandas as pd
 
 from pedclip.config import Paths
+from pedclip.eval.prompts import PromptSet, prompt_set_from_dict
+from pedclip.eval.workspace import Workspace
 from pedclip.store import Store
 from pedclip.store import cases as store_cases
 from pedclip.store import embeddings as store_embeddings
 from pedclip.store import runs as store_runs
-
-CASE_FIELDS = [
-    "dataset",
-    "case_id",
-    "path",
-    "member",
-    "image_sha256",
-    "label",
-    "patient_id",
-    "split",
-    "attributes",
-]
 
 
 def open_store(home: str | Path | None) -> Store:
@@ -97,40 +87,12 @@ def ingest_errors(store: Store) -> pd.DataFrame:
 
 def run_cases(store: Store, run_id: str) -> pd.DataFrame:
     """A run's predictions joined to their cases (patient, split, attributes, image address)."""
-    predictions = store_runs.predictions_frame(store, run_id)
-    if predictions.empty:
-        return predictions
-    parts = []
-    for dataset in predictions["dataset"].unique():
-        cases = store_cases.cases_frame(store, dataset).drop(columns=["label"])
-        parts.append(
-            predictions[predictions["dataset"] == dataset].merge(cases, on=["dataset", "case_id"], how="left")
-        )
-    return pd.concat(parts, ignore_index=True)
+    return store_runs.run_cases_frame(store, run_id)
 
 
 def predictions_for_cases(store: Store, dataset: str, case_ids: Sequence[str]) -> pd.DataFrame:
     """Every run's prediction for these cases: case_id, run_id, kind, model, score, predicted."""
-    runs = store_runs.runs_frame(store)
-    rows = []
-    wanted = set(case_ids)
-    for run in runs.itertuples():
-        if run.eval_dataset not in (None, dataset) and dataset not in str(run.eval_dataset):
-            continue
-        predictions = store_runs.predictions_frame(store, run.run_id)
-        hits = predictions[(predictions["dataset"] == dataset) & predictions["case_id"].isin(wanted)]
-        for hit in hits.itertuples():
-            rows.append(
-                {
-                    "case_id": hit.case_id,
-                    "run_id": run.run_id,
-                    "kind": run.kind,
-                    "model": run.model,
-                    "score": hit.score,
-                    "predicted": hit.predicted,
-                }
-            )
-    return pd.DataFrame(rows, columns=["case_id", "run_id", "kind", "model", "score", "predicted"])
+    return store_runs.case_predictions_frame(store, dataset, case_ids)
 
 
 def embedded_models(store: Store) -> pd.DataFrame:
@@ -183,7 +145,7 @@ def paper_tables(paths: Paths) -> list[Path]:
 # ---- calls into the rest of pedclip: one function each ------------------------------------------------
 
 
-def neighbours(
+def neighbors(
     store: Store,
     fingerprint: str,
     dataset: str,
@@ -198,7 +160,7 @@ def neighbours(
 
 
 def case_query(store: Store, fingerprint: str, dataset: str, case_id: str) -> tuple[int, np.ndarray]:
-    """(uid, cached vector) of one case, to ask for its neighbours."""
+    """(uid, cached vector) of one case, to ask for its neighbors."""
     from pedclip.store.index import case_query as index_case_query
 
     return index_case_query(store, fingerprint, dataset, case_id)
@@ -237,31 +199,40 @@ class Rescored:
     """What the prompt lab shows: predictions, metrics and run row, and flips/deltas against a baseline."""
 
     predictions: pd.DataFrame  # dataset, case_id, score, predicted, label, split, patient_id, attributes
-    metrics: dict  # name -> {"value", "lo", "hi"} as runs store them
+    metrics: dict  # name -> Metric
     run: dict
+    prompt_set: PromptSet
     flipped: pd.DataFrame | None = None  # dataset, case_id, label, score_a, score_b, predicted_a/_b, now
-    deltas: dict | None = None  # name -> {"value", "lo", "hi"}: these prompts minus the baseline
+    deltas: dict | None = None  # name -> Metric: these prompts minus the baseline
 
 
 def rescore(
-    store: Store, encoder, dataset: str, prompts: dict[str, list[str]], split: str, baseline_run: str | None
+    workspace: Workspace,
+    encoder,
+    dataset: str,
+    prompts: dict[str, list[str]],
+    split: str,
+    baseline_run: str | None,
 ) -> Rescored:
-    """Every cached image of the split rescored with these prompts: the same function as `pedclip rescore`."""
-    from pedclip.eval.rescore import rescore as eval_rescore
-
-    out = eval_rescore(store, encoder, dataset, prompts, split=split, baseline_run=baseline_run)
+    """Every cached image of the split rescored with these prompts: the same function as `pedclip rescore`,
+    with the dashboard's workspace caches."""
+    pset = prompt_set_from_dict(prompts)
+    out = workspace.rescore(encoder, dataset, pset, split=split, baseline_run=baseline_run)
     comparison = out.comparison
     return Rescored(
         predictions=out.result.predictions,
-        metrics={k: m.as_dict() for k, m in out.metrics.items()},
+        metrics=dict(out.metrics),
         run=out.result.run,
+        prompt_set=pset,
         flipped=None if comparison is None else comparison.flipped,
-        deltas=None if comparison is None else {k: m.as_dict() for k, m in comparison.deltas.items()},
+        deltas=None if comparison is None else dict(comparison.deltas),
     )
 
 
-def save_rescore(store: Store, rescored: Rescored, name: str) -> str:
-    """Save a prompt-lab result as a run (kind rescore) and return its id."""
+def save_rescore(workspace: Workspace, encoder, rescored: Rescored, name: str) -> str:
+    """Save a prompt-lab result as a run (kind rescore), with its prompts' vectors, and return its id."""
+    store = workspace.store
+    workspace.persist_prompts(encoder, rescored.prompt_set)
     run = dict(rescored.run)
     run["run_id"] = store_runs.new_run_id("rescore")
     run["config"] = {**run.get("config", {}), "name": name, "source": "dashboard prompt lab"}

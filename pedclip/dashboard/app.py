@@ -13,7 +13,7 @@ PAGES = (
     ("views/runs.py", "Runs", ":material/table_chart:"),
     ("views/metrics.py", "Metrics", ":material/monitoring:"),
     ("views/errors.py", "Errors", ":material/error:"),
-    ("views/neighbours.py", "Neighbours", ":material/hub:"),
+    ("views/neighbors.py", "Neighbors", ":material/hub:"),
     ("views/prompt_lab.py", "Prompt lab", ":material/edit_note:"),
     ("views/embedding_map.py", "Embedding map", ":material/scatter_plot:"),
     ("views/data.py", "Data", ":material/database:"),

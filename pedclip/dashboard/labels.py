@@ -1,26 +1,20 @@
 """Readable names for models and runs, and which run a page opens on: pure functions of the runs and models frames.
 
 A fine-tuned model's spec is a checkpoint path (`local:/.../finetune-...-e8194a`), which says nothing to a
-reader; its label says what it is: `demo:clip fine-tuned on peds-a (sound) · finetune-…-e8194a`, from the
-finetune run that made it. Specs a user typed (`demo:clip`, `openclip:...`) are their own labels.
+reader; its label says what it is: `demo:clip · fine-tuned on peds-a · sound · finetune-…-e8194a`, from the
+finetune run that made it (named by `pedclip.eval.record.model_name`, as the CLI and the report do). Specs a user typed (`demo:clip`, `openclip:...`) are their own labels.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import PurePath
 
 import pandas as pd
 
-LOCAL = "local:"
+from pedclip.eval.record import LOCAL, RunRecord, model_name
+
 # kinds a reader looks at first; a probe only after them
 KEY_KINDS = ("zeroshot", "finetune", "transfer", "rescore", "knn")
-
-
-def short_run_id(run_id: str) -> str:
-    """`finetune-20261130-154125-e8194a` -> `finetune-…-e8194a` (kind and unique suffix)."""
-    parts = str(run_id).split("-")
-    return f"{parts[0]}-…-{parts[-1]}" if len(parts) >= 4 else str(run_id)
 
 
 def _config(text) -> dict:
@@ -78,47 +72,32 @@ def model_labels(models: pd.DataFrame, runs: pd.DataFrame) -> dict[str, str]:
             return aliases[fingerprint]
         spec = specs.get(fingerprint, fingerprint)
         if depth > 5:  # a cycle in recorded parents never hangs a page
-            return _plain(spec)
+            return model_name(spec)
         if fingerprint in made:
             info = made[fingerprint]
             parent = str(info["parent"])
-            parent_label = label(by_spec[parent], depth + 1) if parent in by_spec else _plain(parent)
-            return (
-                f"{parent_label} fine-tuned on {info['dataset']} ({info['protocol']}) · "
-                f"{short_run_id(info['run_id'])}"
-            )
+            parent_label = label(by_spec[parent], depth + 1) if parent in by_spec else model_name(parent)
+            return model_name(parent_label, info["dataset"], info["protocol"], info["run_id"])
         parent = parents.get(fingerprint)
         if isinstance(parent, str) and parent in specs:
-            return f"{_plain(spec)} (from {label(parent, depth + 1)})"
-        return _plain(spec)
+            return f"{model_name(spec)} (from {label(parent, depth + 1)})"
+        return model_name(spec)
 
     out = {}
     for fingerprint, spec in specs.items():
         out[fingerprint] = out[spec] = label(fingerprint)
     for run in runs.itertuples():
         if isinstance(run.model, str) and run.model not in out:
-            out[run.model] = _plain(run.model)
+            out[run.model] = model_name(run.model)
     return out
-
-
-def _plain(spec: str) -> str:
-    """A spec as it reads: a local checkpoint by its folder name, anything else unchanged."""
-    spec = str(spec)
-    return f"{PurePath(spec[len(LOCAL) :]).name}" if spec.startswith(LOCAL) else spec
-
-
-def metric_value(metrics: dict, name: str) -> float | None:
-    value = metrics.get(name)
-    value = value.get("value") if isinstance(value, dict) else value
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def run_rank(run) -> tuple:
     """Sort key, larger first: defined AUROC, on a test split, sound, not a probe, predicts both classes."""
-    metrics = _config(run["metrics"])
-    recall, specificity = metric_value(metrics, "recall"), metric_value(metrics, "specificity")
+    record = RunRecord.from_row(run)
+    recall, specificity = record.metric("recall").value, record.metric("specificity").value
     return (
-        metric_value(metrics, "auroc") is not None,
+        record.metric("auroc").value is not None,
         run["split"] == "test",
         run["protocol"] == "sound",
         run["kind"] in KEY_KINDS,

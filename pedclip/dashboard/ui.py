@@ -15,9 +15,12 @@ import streamlit as st
 from pedclip.config import HOME_ENV, RUNTIME_ENV, Paths
 from pedclip.dashboard import access, analysis, labels, thumbs
 from pedclip.errors import PedclipError
+from pedclip.eval.metrics import Metric
+from pedclip.eval.record import RunRecord
+from pedclip.eval.workspace import Workspace
 
 READ_TTL_S = 5
-NEIGHBOURS_PAGE = "views/neighbours.py"
+NEIGHBORS_PAGE = "views/neighbors.py"
 FOCUS_KEY = "focus_case"
 
 
@@ -65,7 +68,7 @@ model_labels = _cached(access.model_labels)
 
 
 def model_label(spec_or_fingerprint: str) -> str:
-    """`demo:clip fine-tuned on peds-a (sound) · finetune-…-e8194a` for a checkpoint spec; plain specs as is."""
+    """`demo:clip · fine-tuned on peds-a · sound · finetune-…-e8194a` for a checkpoint spec; plain specs as is."""
     return model_labels().get(spec_or_fingerprint, str(spec_or_fingerprint))
 
 
@@ -73,6 +76,12 @@ def model_label(spec_or_fingerprint: str) -> str:
 def encoder(spec: str, home_dir: str, runtime: str = "auto"):
     """The model for uploads and prompts, loaded once per process and spec."""
     return access.load_encoder(spec, home_dir, runtime)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def workspace(home_dir: str) -> Workspace:
+    """The dashboard's caches for this home (image matrices, prompt vectors), kept for the process."""
+    return Workspace(access.open_store(home_dir))
 
 
 def loadable_spec(spec: str) -> str:
@@ -106,7 +115,7 @@ SCORE_NOTE = "score = the run's P(pneumonia)"
 def decision_threshold(run: dict, key: str, runs_word: str = "the run's") -> float | None:
     """A threshold slider that starts at the run's own threshold: None (the stored predictions) until the
     user moves it, then the chosen threshold on P(pneumonia); a caption says which is shown."""
-    own = analysis.run_threshold(run)
+    own = RunRecord.from_row(run).threshold
     chosen = st.slider("Decision threshold on P(pneumonia)", 0.0, 1.0, own, 0.01, key=key)
     if abs(chosen - own) < 1e-9:
         st.caption(
@@ -197,7 +206,7 @@ def thumbnail(case: dict) -> bytes | None:
 
 
 def gallery(cases: pd.DataFrame, caption: Callable[[dict], str], key: str, columns: int = 6) -> None:
-    """Thumbnails in a grid, each with a caption and a button that opens its neighbours."""
+    """Thumbnails in a grid, each with a caption and a button that opens its neighbors."""
     rows = cases.to_dict("records")
     for start in range(0, len(rows), columns):
         cols = st.columns(columns)
@@ -208,13 +217,13 @@ def gallery(cases: pd.DataFrame, caption: Callable[[dict], str], key: str, colum
             else:
                 col.image(image, width="stretch")
             col.caption(caption(case))
-            if col.button("neighbours", key=f"{key}_{case['dataset']}_{case['case_id']}"):
-                open_neighbours(case["dataset"], case["case_id"])
+            if col.button("neighbors", key=f"{key}_{case['dataset']}_{case['case_id']}"):
+                open_neighbors(case["dataset"], case["case_id"])
 
 
-def open_neighbours(dataset: str, case_id: str) -> None:
+def open_neighbors(dataset: str, case_id: str) -> None:
     st.session_state[FOCUS_KEY] = {"dataset": dataset, "case_id": case_id}
-    st.switch_page(NEIGHBOURS_PAGE, query_params={"dataset": dataset, "case": case_id})
+    st.switch_page(NEIGHBORS_PAGE, query_params={"dataset": dataset, "case": case_id})
 
 
 def case_caption(case: dict) -> str:
@@ -228,7 +237,7 @@ def case_caption(case: dict) -> str:
 
 
 def metric_cards(
-    metrics: dict, names: tuple[str, ...] = ("auroc", "recall", "specificity", "accuracy")
+    metrics: dict[str, Metric], names: tuple[str, ...] = ("auroc", "recall", "specificity", "accuracy")
 ) -> None:
     titles = {
         "auroc": "AUROC",
@@ -240,9 +249,9 @@ def metric_cards(
         "precision": "Precision",
     }
     for col, name in zip(st.columns(len(names)), names, strict=True):
-        value, low, high = analysis.headline(metrics, name)
-        col.metric(titles.get(name, name), analysis.format_rate(value))
-        if low is not None and high is not None:
-            col.caption(f"95% CI [{low:.3f}, {high:.3f}]")
-        elif value is None:
-            col.caption(analysis.headline_reason(metrics, name) or "undefined")
+        metric = metrics.get(name) or Metric(None, "not computed")
+        col.metric(titles.get(name, name), analysis.format_rate(metric.value))
+        if metric.lo is not None and metric.hi is not None:
+            col.caption(f"95% CI [{metric.lo:.3f}, {metric.hi:.3f}]")
+        elif metric.value is None:
+            col.caption(metric.reason or "undefined")

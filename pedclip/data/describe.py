@@ -4,12 +4,31 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pedclip.data.audit import class_balance
+from pedclip.data.labels import CLASS_NAMES
 from pedclip.store import Store
 from pedclip.store.cases import attributes_frame, cases_frame, get_dataset, ingest_errors_frame
 
 TOP_VALUES = 8
+NO_SPLIT = "(none)"
 MAX_ERRORS = 20
+
+
+def _split_names(cases: pd.DataFrame) -> pd.Series:
+    return cases["split"].where(cases["split"].notna(), NO_SPLIT).astype(str)
+
+
+def class_balance(cases: pd.DataFrame, class_names: tuple[str, ...] = CLASS_NAMES) -> dict:
+    """{split: {class name: n, unlabelled: n, total: n}} in train/val/test order, then any others."""
+    splits = _split_names(cases)
+    order = [s for s in ("train", "val", "test") if s in set(splits)] + sorted(
+        set(splits) - {"train", "val", "test"}
+    )
+    balance = {}
+    for split in order:
+        labels = cases.loc[splits == split, "label"]
+        counts = {name: int((labels == index).sum()) for index, name in enumerate(class_names)}
+        balance[split] = {**counts, "unlabelled": int(labels.isna().sum()), "total": int(len(labels))}
+    return balance
 
 
 def patient_summary(cases: pd.DataFrame) -> dict:

@@ -87,9 +87,6 @@ class PixelCache:
             return False
         return True
 
-    def contains(self, sha256: str) -> bool:
-        return self.path_for(sha256).exists()
-
 
 def cached_geometry(
     cache: PixelCache | None,

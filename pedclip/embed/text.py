@@ -1,7 +1,13 @@
-"""Prompt embeddings, cached by (fingerprint, text): only texts never seen by this model are encoded."""
+"""Prompt embeddings, cached by (fingerprint, text, encoding context): only texts never seen are encoded.
+
+Two caches, one key (`cache_key`) and one way to encode a group (`_encode_in_context`): the store's
+`text_embeddings` table (`embed_texts`), and `TextVectorCache`, an in-memory cache owned by whoever runs
+interactive rescoring (a `Workspace`), whose vectors are written to the store only when asked (`persist`).
+"""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -44,3 +50,43 @@ def _encode_in_context(encoder: Encoder, missing: list[str], group: list[str]) -
     vectors = encoder.encode_texts(group)  # MedCLIP: encode the group exactly as it will be used
     position = {text: i for i, text in enumerate(group)}
     return vectors[[position[text] for text in missing]]
+
+
+class TextVectorCache:
+    """(fingerprint, cache key) -> unit vector in memory: a prompt is encoded once per owner.
+
+    Trial prompts stay here (an hour in the prompt lab should not fill the store); `persist` writes the
+    vectors of chosen texts to the store's cache without encoding them again.
+    """
+
+    def __init__(self, size: int = 4096):
+        self.size = size
+        self._items: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+
+    def vectors(self, encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), d) vectors of `texts` encoded as one group, encoding only what is not cached."""
+        texts = list(texts)
+        keys = self._keys(encoder, texts)
+        missing = [k for k in dict.fromkeys(keys) if k not in self._items]
+        if missing:
+            by_key = dict(zip(keys, texts, strict=True))
+            vectors = _encode_in_context(encoder, [by_key[k] for k in missing], texts)
+            self._items.update(zip(missing, vectors, strict=True))
+        out = np.stack([self._items[k] for k in keys])
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return out
+
+    def persist(self, store: Store, encoder: Encoder, texts: Sequence[str]) -> None:
+        """Write the vectors of `texts` (one group, as encoded by `vectors`) to the store's text cache."""
+        texts = list(texts)
+        vectors = self.vectors(encoder, texts)  # cached: no encoding unless evicted meanwhile
+        keys = [k[1] for k in self._keys(encoder, texts)]
+        unique = dict(zip(keys, vectors, strict=True))
+        register_model(store, encoder.describe())
+        put_text_embeddings(store, encoder.fingerprint, list(unique), np.stack(list(unique.values())))
+
+    @staticmethod
+    def _keys(encoder: Encoder, texts: list[str]) -> list[tuple[str, str]]:
+        context = encoder.text_context(texts)
+        return [(encoder.fingerprint, cache_key(t, context)) for t in texts]

@@ -19,8 +19,6 @@ from pedclip.store import Store
 from pedclip.store.embeddings import case_vectors
 from pedclip.store.runs import new_run_id, save_run
 
-SPLITS = ("train", "val", "test")
-
 
 @dataclass(frozen=True)
 class Threshold:

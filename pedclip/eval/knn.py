@@ -1,7 +1,7 @@
-"""kNN vote on cached embeddings: P(positive) = similarity-weighted share of positive neighbours.
+"""kNN vote on cached embeddings: P(positive) = similarity-weighted share of positive neighbors.
 
-Neighbours come from the store's FAISS index (`pedclip.store.index.neighbors`) restricted to the
-reference split; when the index cannot give k reference neighbours for every query, the exact cosine
+Neighbors come from the store's FAISS index (`pedclip.store.index.neighbors`) restricted to the
+reference split; when the index cannot give k reference neighbors for every query, the exact cosine
 search in numpy (`exact_neighbors`) is used instead. Both return case positions into the reference set.
 """
 
@@ -27,7 +27,7 @@ def exact_neighbors(reference: np.ndarray, queries: np.ndarray, k: int) -> tuple
 
 
 def faiss_neighbors(store, fingerprint, dataset, reference: pd.DataFrame, queries, k) -> tuple | None:
-    """Neighbours among `reference` cases from the dataset's FAISS index, or None when it cannot serve."""
+    """Neighbors among `reference` cases from the dataset's FAISS index, or None when it cannot serve."""
     try:
         from pedclip.store.index import neighbors
     except ImportError:
@@ -44,7 +44,7 @@ def faiss_neighbors(store, fingerprint, dataset, reference: pd.DataFrame, querie
 
 
 def knn_scores(labels: np.ndarray, idx: np.ndarray, sims: np.ndarray, weighted: bool = True) -> np.ndarray:
-    """(n,) positive share among each row's neighbours, weighted by (clipped) similarity when `weighted`."""
+    """(n,) positive share among each row's neighbors, weighted by (clipped) similarity when `weighted`."""
     votes = labels[idx].astype(np.float64)
     if not weighted:
         return votes.mean(1)
@@ -59,7 +59,7 @@ class KnnConfig:
     reference_split: str = "train"
     eval_split: str = "test"
     threshold: str = "youden"  # chosen on the reference dataset's validation split
-    use_index: bool = True  # FAISS neighbours when the index can serve; exact numpy otherwise
+    use_index: bool = True  # FAISS neighbors when the index can serve; exact numpy otherwise
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
 
 
@@ -96,9 +96,9 @@ def knn_eval(
         "config": {
             "k": config.k,
             "weighted": config.weighted,
-            "neighbours": source,
+            "neighbors": source,
             "reference_split": config.reference_split,
-            "score": "positive neighbour share",
+            "score": "positive neighbor share",
         },
     }
     preds = predictions_frame(te, scores, (scores >= threshold.value).astype(np.int64))

@@ -23,7 +23,7 @@ from pedclip.eval.prompts import load_prompt_set
 from pedclip.eval.zeroshot import ZeroShotConfig, zeroshot_eval
 from pedclip.store import Store
 from pedclip.store.cases import cases_frame
-from pedclip.store.runs import get_run, runs_frame
+from pedclip.store.runs import finished_runs
 
 METHODS = ("CLIP", "MedCLIP")
 SITES = ("ORI", "UCSD")  # the paper's row order
@@ -252,9 +252,7 @@ def lineage_runs(store: Store, kind: str, parent_fingerprint: str | None) -> lis
     """Finished runs of `kind` whose model's parent is `parent_fingerprint`, newest first."""
     if parent_fingerprint is None:
         return []
-    frame = runs_frame(store, kinds=[kind])
-    runs = [get_run(store, r) for r, s in zip(frame["run_id"], frame["status"], strict=True) if s == "done"]
-    return [r for r in runs if r["config"].get("parent_fingerprint") == parent_fingerprint]
+    return finished_runs(store, kind, parent_fingerprint)
 
 
 def _pick(runs: list[dict], protocol: str, train: str | None, evaluate: str | None) -> dict | None:

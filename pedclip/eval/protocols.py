@@ -26,7 +26,6 @@ class Protocol:
     threshold_rule: str  # "youden" on validation, or "fixed" (0.5 for softmax, the set's own for sigmoid)
     search_prompt_count: bool  # study's MedCLIP: try n = 1..12 prompts on the eval data, keep the best
     default_prompts: str  # prompt set used when none is given
-    n_resamples: int = 1000  # bootstrap resamples for CIs (0: none)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pedclip.embed.text import TextVectorCache
 from pedclip.eval.bootstrap import BootstrapConfig
 from pedclip.eval.compare import Comparison, compare_predictions
 from pedclip.eval.evaluation import EvalResult, labelled_vectors, save
@@ -47,44 +48,6 @@ class ImageMatrixCache:
             self._items.popitem(last=False)
         return value
 
-    def clear(self) -> None:
-        self._items.clear()
-
-
-IMAGE_CACHE = ImageMatrixCache()
-
-
-class TextVectorCache:
-    """(fingerprint, text, encoding context) -> unit vector in memory: a prompt is encoded once per process.
-
-    The context is the encoder's `text_context` for the group (MedCLIP's vectors depend on the padded
-    length of the texts encoded together; CLIP's do not), as in the store's text cache.
-    """
-
-    def __init__(self, size: int = 4096):
-        self.size = size
-        self._items: OrderedDict[tuple[str, str, str], np.ndarray] = OrderedDict()
-
-    def vectors(self, encoder, texts: list[str]) -> np.ndarray:
-        """(len(texts), d) vectors of `texts` encoded as one group, encoding only what is not cached."""
-        context = encoder.text_context(texts) if hasattr(encoder, "text_context") else ""
-        keys = [(encoder.fingerprint, t, context) for t in texts]
-        missing = [k for k in dict.fromkeys(keys) if k not in self._items]
-        if missing:
-            group = (
-                texts if context else [k[1] for k in missing]
-            )  # in context: encode the group as it is used
-            encoded = dict(zip(group, encoder.encode_texts(group), strict=True))
-            for key in missing:
-                self._items[key] = encoded[key[1]]
-        out = np.stack([self._items[k] for k in keys])
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
-        return out
-
-
-TEXT_CACHE = TextVectorCache()
-
 
 @dataclass
 class RescoreResult:
@@ -116,16 +79,18 @@ def rescore(
     protocol: str = "sound",
     bootstrap: BootstrapConfig = BootstrapConfig(n_resamples=RESCORE_RESAMPLES),
     save_run: bool = False,
-    cache: ImageMatrixCache = IMAGE_CACHE,
-    text_cache: TextVectorCache = TEXT_CACHE,
+    cache: ImageMatrixCache | None = None,
+    text_cache: TextVectorCache | None = None,
 ) -> RescoreResult:
     """Score `prompts` ({class: [texts]} or a PromptSet) on the cached vectors of `dataset`'s `split`.
 
-    Prompts are encoded once per process and written to the store's text cache only with `save_run` (an
-    hour of trial prompts should not fill it); image vectors come from the in-memory matrix cache, so a
-    call costs one state query, the new prompts' encoding, a matrix product and the metrics.
+    `cache` and `text_cache` belong to the caller (a `Workspace` keeps them between calls; without them a
+    call starts empty). Prompts are encoded once per text cache and written to the store's text cache only
+    with `save_run`, from the vectors already encoded; image vectors come from the matrix cache, so a
+    repeated call costs one state query, the new prompts' encoding, a matrix product and the metrics.
     """
     pset = prompts if isinstance(prompts, PromptSet) else prompt_set_from_dict(prompts)
+    cache, text_cache = cache or ImageMatrixCache(), text_cache or TextVectorCache()
 
     def embed(texts):
         return text_cache.vectors(encoder, texts)
@@ -141,18 +106,16 @@ def rescore(
         )
         result.run["config"]["baseline_run"] = baseline["run_id"]
     if save_run:
-        _persist_prompts(store, encoder, vectors)
+        persist_prompts(store, encoder, pset, text_cache)
         save(store, result)
     fpr, tpr, _ = roc_points(result.predictions["label"].to_numpy(), result.predictions["score"].to_numpy())
     return RescoreResult(result, (fpr, tpr), comparison, baseline_run)
 
 
-def _persist_prompts(store: Store, encoder, vectors: PromptVectors) -> None:
-    """Write the prompts to the store's text cache (with their encoding context), class by class."""
-    from pedclip.embed.text import embed_texts
-
-    for prompts in vectors.prompt_set.classes.values():
-        embed_texts(store, encoder, list(prompts))
+def persist_prompts(store: Store, encoder, prompt_set: PromptSet, text_cache: TextVectorCache) -> None:
+    """Write the prompts' vectors to the store's text cache class by class, as they were encoded (no re-encoding)."""
+    for prompts in prompt_set.classes.values():
+        text_cache.persist(store, encoder, list(prompts))
 
 
 def _evaluate_cached(store, encoder, dataset, vectors: PromptVectors, config, cache, embed) -> EvalResult:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from pedclip.eval.bootstrap import BootstrapConfig
 from pedclip.eval.compare import Comparison, compare_predictions
-from pedclip.eval.metrics import Metric
+from pedclip.eval.record import RunRecord
 from pedclip.eval.slices import metrics_by, with_case_attributes
 from pedclip.store import Store
 from pedclip.store.runs import get_run, predictions_frame, runs_frame
@@ -23,7 +21,7 @@ def run_rows(
         frame = frame[(frame["eval_dataset"] == dataset) | (frame["train_dataset"] == dataset)]
     rows = []
     for rec in frame.head(limit).to_dict(orient="records"):
-        metrics = json.loads(rec["metrics"] or "{}")
+        record = RunRecord.from_row(rec)
         row = {
             k: rec[k]
             for k in (
@@ -38,7 +36,7 @@ def run_rows(
             )
         }
         for name in SUMMARY_METRICS:
-            row[name] = Metric.from_dict(metrics.get(name)).value if name in metrics else None
+            row[name] = record.metrics[name].value if name in record.metrics else None
         row["created"] = str(rec["created"])
         rows.append(row)
     return rows

@@ -17,8 +17,6 @@ from pedclip.errors import PedclipError
 if TYPE_CHECKING:  # imported on use: fingerprints need file hashes and the HF cache, not torch
     import torch
 
-STATE_DICT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
-
 
 def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
     digest = hashlib.sha256()

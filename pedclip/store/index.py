@@ -1,4 +1,4 @@
-"""FAISS neighbour indexes per (model fingerprint, dataset), mapped to cases by their stable `uid`.
+"""FAISS neighbor indexes per (model fingerprint, dataset), mapped to cases by their stable `uid`.
 
 `indexes/<fingerprint>/<dataset>.faiss` holds an IndexIDMap over case uids (never row order): exact
 inner product (IndexFlatIP) up to `IndexConfig.exact_max` vectors, HNSW above. A sidecar
@@ -240,7 +240,7 @@ def _build(
 
 
 def case_query(store: Store, fingerprint: str, dataset: str, case_id: str) -> tuple[int, np.ndarray]:
-    """(uid, vector) of one case, to query its neighbours; a clear error when absent or not embedded."""
+    """(uid, vector) of one case, to query its neighbors; a clear error when absent or not embedded."""
     with store.read() as con:
         row = con.execute(
             """SELECT c.uid, e.vector FROM cases c JOIN image_embeddings e
@@ -265,6 +265,6 @@ def neighbors(
     exclude_uids: Sequence[int] = (),
     config: IndexConfig = IndexConfig(),
 ) -> pd.DataFrame:
-    """Neighbours of each query row among the dataset's embedded cases: query, rank, case_id, label,
+    """Neighbors of each query row among the dataset's embedded cases: query, rank, case_id, label,
     split, similarity (inner product), distance (1 - similarity), path, member, uid, image_sha256."""
     return ensure_index(store, fingerprint, dataset, config).search(queries, k, exclude_uids)

@@ -101,6 +101,43 @@ def predictions_frame(store: Store, run_id: str) -> pd.DataFrame:
         ).df()
 
 
+def run_cases_frame(store: Store, run_id: str) -> pd.DataFrame:
+    """A run's predictions joined to their cases (path, member, patient, split, attributes ...) in one query."""
+    with store.read() as con:
+        return con.execute(
+            "SELECT p.run_id, p.dataset, p.case_id, p.score, p.predicted, p.label, p.auc_score, c.* EXCLUDE (dataset, case_id, "
+            "label) FROM predictions p LEFT JOIN cases c USING (dataset, case_id) WHERE p.run_id = ? "
+            "ORDER BY p.dataset, p.case_id",
+            [run_id],
+        ).df()
+
+
+def case_predictions_frame(store: Store, dataset: str, case_ids: Sequence[str]) -> pd.DataFrame:
+    """Every run's prediction for these cases of `dataset`: case_id, run_id, kind, model, score, predicted."""
+    with store.read() as con:
+        return con.execute(
+            "SELECT p.case_id, p.run_id, r.kind, r.model, p.score, p.predicted FROM predictions p "
+            "JOIN runs r USING (run_id) WHERE p.dataset = ? AND list_contains(?, p.case_id) "
+            "ORDER BY r.created DESC, r.run_id DESC, p.case_id",
+            [dataset, list(case_ids)],
+        ).df()
+
+
+def finished_runs(store: Store, kind: str, parent_fingerprint: str) -> list[dict]:
+    """Finished runs of `kind` whose config records this parent fingerprint, newest first, decoded."""
+    with store.read() as con:
+        cursor = con.execute(
+            "SELECT * FROM runs WHERE kind = ? AND status = 'done' "
+            "AND json_extract_string(config, '$.parent_fingerprint') = ? ORDER BY created DESC, run_id DESC",
+            [kind, parent_fingerprint],
+        )
+        rows, columns = cursor.fetchall(), [d[0] for d in cursor.description]
+    runs = [dict(zip(columns, row, strict=True)) for row in rows]
+    for run in runs:
+        run["config"], run["metrics"] = json.loads(run["config"]), json.loads(run["metrics"])
+    return runs
+
+
 def epochs_frame(store: Store, run_id: str) -> pd.DataFrame:
     with store.read() as con:
         frame = con.execute(

@@ -11,9 +11,9 @@ import re
 from dataclasses import asdict, dataclass, replace
 
 from pedclip.errors import PedclipError
+from pedclip.eval.protocols import PROTOCOLS
 from pedclip.train.losses import LOSSES
 
-PROTOCOLS = ("sound", "paper")
 TEXTS = ("prompts", "reports")
 OPTIMIZERS = ("adam", "adamw")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")

@@ -94,6 +94,7 @@ def transfer_one(
         "eval_dataset": to_dataset,
         "checkpoint": spec[len("local:") :],
         "finetune_run": finetune_run,
+        "parent_spec": config.model,
         "parent_fingerprint": child.parent_fingerprint,
     }
     save(store, result)

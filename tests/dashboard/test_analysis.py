@@ -11,54 +11,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 from sklearn.decomposition import PCA
-from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
 from pedclip.config import Paths
 from pedclip.dashboard import analysis, launch, thumbs
 from pedclip.errors import PedclipError
-
-
-@pytest.fixture
-def scored():
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 2, 200)
-    scores = np.clip(labels * 0.3 + rng.random(200) * 0.7, 0, 1)
-    return labels, scores
-
-
-@pytest.mark.parametrize("threshold", [0.0, 0.3, 0.5, 0.77, 1.0])
-def test_operating_point_matches_scikit_learn(scored, threshold):
-    labels, scores = scored
-    point = analysis.operating_point(labels, scores, threshold)
-    expected = confusion_matrix(labels, (scores >= threshold).astype(int), labels=[0, 1])
-    assert (point.matrix() == expected).all()
-    tn, fp, fn, tp = expected.ravel()
-    assert point.sensitivity == pytest.approx(tp / (tp + fn))
-    assert point.specificity == pytest.approx(tn / (tn + fp))
-
-
-def test_curves_and_slices(scored):
-    labels, scores = scored
-    fpr, tpr, _ = roc_curve(labels, scores)
-    roc = analysis.roc_points(labels, scores)
-    assert np.allclose(roc["fpr"], fpr) and np.allclose(roc["tpr"], tpr)
-    assert analysis.roc_points(np.ones(5), np.random.default_rng(0).random(5)).empty
-    frame = pd.DataFrame({"label": labels, "score": scores, "site": np.where(np.arange(200) < 120, "A", "B")})
-    table = analysis.slice_table(frame, "site", 0.5).set_index("site")
-    part = frame[frame["site"] == "B"]
-    assert table.loc["B", "n"] == 80
-    assert table.loc["B", "auroc"] == pytest.approx(roc_auc_score(part["label"], part["score"]))
-    bins = analysis.reliability_bins(labels, scores, n_bins=5)
-    assert bins["n"].sum() == 200
-    in_first = scores < 0.2
-    assert bins["observed"].iat[0] == pytest.approx(labels[in_first].mean())
-
-
-def test_errors_are_most_confident_first():
-    frame = pd.DataFrame({"case_id": list("abcdef"), "label": [0, 0, 1, 1, 0, 1],
-                          "score": [0.9, 0.6, 0.1, 0.4, 0.2, 0.8]})  # fmt: skip
-    fp, fn = analysis.errors_of(frame, 0.5)
-    assert list(fp["case_id"]) == ["a", "b"] and list(fn["case_id"]) == ["c", "d"]
+from pedclip.eval.curves import operating_point
+from pedclip.eval.metrics import Metric
+from pedclip.eval.record import RunRecord
 
 
 def test_pca_matches_scikit_learn_up_to_sign():
@@ -66,31 +25,6 @@ def test_pca_matches_scikit_learn_up_to_sign():
     ours = analysis.pca_2d(vectors)
     theirs = PCA(n_components=2).fit_transform(vectors)
     assert np.allclose(np.abs(ours), np.abs(theirs), atol=1e-8)
-
-
-@pytest.mark.parametrize(
-    ("metrics", "expected"),
-    [
-        ({"auroc": {"value": 0.8, "lo": 0.7, "hi": 0.9}}, (0.8, 0.7, 0.9)),
-        ({"auroc": 0.8, "auroc_ci": [0.7, 0.9]}, (0.8, 0.7, 0.9)),
-        ({"test": {"auroc": [0.8, 0.7, 0.9]}}, (0.8, 0.7, 0.9)),
-        ({"auroc": {"reason": "one class"}}, (None, None, None)),
-        ({}, (None, None, None)),
-    ],
-)
-def test_headline_reads_every_metric_shape(metrics, expected):
-    assert analysis.headline(metrics, "auroc") == expected
-
-
-def test_leakage_and_duplicates():
-    cases = pd.DataFrame({"dataset": ["d"] * 4, "case_id": list("abcd"), "patient_id": ["p", "p", "q", None],
-                          "split": ["train", "test", "train", "val"], "image_sha256": ["1", "2", "3", "3"]})  # fmt: skip
-    leaks = analysis.patients_across_splits(cases)
-    assert leaks.to_dict("records") == [{"patient_id": "p", "splits": "test, train", "images": 2}]
-    dups = analysis.duplicate_images(cases)
-    assert dups.to_dict("records") == [
-        {"image_sha256": "3", "cases": "c, d", "splits": "train, val", "datasets": "d"}
-    ]
 
 
 def test_thumbnails_are_made_once_and_cached(tmp_path):
@@ -147,14 +81,12 @@ def test_cli_registers_the_dashboard_command():
     assert "--port" in result.output and "127.0.0.1" in result.output and "--home" in result.output
 
 
-def test_run_threshold_and_format():
-    assert analysis.run_threshold({"config": {"threshold": {"value": 0.3, "rule": "youden"}}}) == 0.3
-    assert analysis.run_threshold({"config": json.loads("{}")}) == 0.5
+def test_format():
     assert analysis.format_ci(0.5, 0.4, 0.6) == "0.500 [0.400, 0.600]"
     assert analysis.format_ci(math.nan, None, None) == "n/a"
 
 
-def test_close_neighbours_get_distinct_distances():
+def test_close_neighbors_get_distinct_distances():
     distances = [3.2e-05, 4.2e-05, 1.0791e-04, 1.0842e-04, 0.0123, 0.5]  # 1 - cosine of near-duplicate films
     shown = [analysis.format_distance(d) for d in distances]
     assert shown == ["3.200e-05", "4.200e-05", "1.079e-04", "1.084e-04", "0.0123", "0.5000"]
@@ -166,11 +98,15 @@ def test_undefined_metrics_read_na_with_their_reason():
         "precision": {"reason": "no case predicted positive"},
         "auroc": {"value": 0.6, "lo": 0.5, "hi": 0.7},
     }
-    assert analysis.format_metric(stored, "precision") == "n/a (no case predicted positive)"
-    assert analysis.format_metric(stored, "auroc") == "0.600 [0.500, 0.700]"
-    assert analysis.format_metric({}, "f1") == "n/a"
+    run = RunRecord.from_row(
+        {"run_id": "r", "kind": "zeroshot", "protocol": "sound", "model": "m", "metrics": json.dumps(stored)}
+    )
+    assert analysis.format_metric(run.metric("precision")) == "n/a (no case predicted positive)"
+    assert analysis.format_metric(run.metric("auroc")) == "0.600 [0.500, 0.700]"
+    assert analysis.format_metric(run.metric("auroc"), ci=False) == "0.600"
+    assert analysis.format_metric(Metric(None)) == "n/a"
     assert analysis.format_ci(0.5, math.nan, math.nan) == "0.500"  # a CI no resample could estimate
-    point = analysis.operating_point(np.array([0, 1, 1]), np.array([0.1, 0.2, 0.3]), 0.9)
+    point = operating_point(np.array([0, 1, 1]), np.array([0, 0, 0]), 0.9)
     assert (
         analysis.format_rate(point.precision) == "n/a"
         and point.reason("precision") == "no case predicted positive"
@@ -179,8 +115,15 @@ def test_undefined_metrics_read_na_with_their_reason():
 
 
 def _runs(rows: list[dict]) -> pd.DataFrame:
-    base = {"kind": "zeroshot", "protocol": "sound", "split": "test", "fingerprint": None, "train_dataset": None,
-            "config": "{}", "metrics": "{}"}  # fmt: skip
+    base = {
+        "kind": "zeroshot",
+        "protocol": "sound",
+        "split": "test",
+        "fingerprint": None,
+        "train_dataset": None,
+        "config": "{}",
+        "metrics": "{}",
+    }
     return pd.DataFrame([base | r for r in rows])
 
 
@@ -189,20 +132,39 @@ def test_model_labels_name_checkpoints_by_the_run_that_made_them():
 
     child = "local:/old/home/checkpoints/finetune-20261130-154125-e8194a"
     grandchild = "local:/old/home/checkpoints/finetune-20261201-101010-777777"
-    models = pd.DataFrame({"fingerprint": ["base", "ft", "ft2", "orphan"],
-                           "spec": ["local:/old/home/checkpoints/demo-clip-init", child, grandchild, "local:/x/mine"],
-                           "parent_fingerprint": [None, "base", "ft", "ft"]})  # fmt: skip
-    runs = _runs([
-        {"run_id": "zeroshot-1", "model": "demo:clip", "fingerprint": "base"},
-        {"run_id": "finetune-20261130-154125-e8194a", "kind": "finetune", "model": "demo:clip", "fingerprint": "ft",
-         "train_dataset": "peds-a", "config": json.dumps({"child_spec": child, "parent_fingerprint": "base"})},
-        {"run_id": "finetune-20261201-101010-777777", "kind": "finetune", "model": child, "fingerprint": "ft2",
-         "train_dataset": "peds-b", "protocol": "paper", "config": json.dumps({"child_spec": grandchild})},
-    ])  # fmt: skip
+    models = pd.DataFrame(
+        {
+            "fingerprint": ["base", "ft", "ft2", "orphan"],
+            "spec": ["local:/old/home/checkpoints/demo-clip-init", child, grandchild, "local:/x/mine"],
+            "parent_fingerprint": [None, "base", "ft", "ft"],
+        }
+    )
+    runs = _runs(
+        [
+            {"run_id": "zeroshot-1", "model": "demo:clip", "fingerprint": "base"},
+            {
+                "run_id": "finetune-20261130-154125-e8194a",
+                "kind": "finetune",
+                "model": "demo:clip",
+                "fingerprint": "ft",
+                "train_dataset": "peds-a",
+                "config": json.dumps({"child_spec": child, "parent_fingerprint": "base"}),
+            },
+            {
+                "run_id": "finetune-20261201-101010-777777",
+                "kind": "finetune",
+                "model": child,
+                "fingerprint": "ft2",
+                "train_dataset": "peds-b",
+                "protocol": "paper",
+                "config": json.dumps({"child_spec": grandchild}),
+            },
+        ]
+    )
     labels = model_labels(models, runs)
     assert labels["base"] == labels["demo:clip"] == "demo:clip"
-    assert labels[child] == labels["ft"] == "demo:clip fine-tuned on peds-a (sound) · finetune-…-e8194a"
-    assert labels[grandchild] == f"{labels[child]} fine-tuned on peds-b (paper) · finetune-…-777777"
+    assert labels[child] == labels["ft"] == "demo:clip · fine-tuned on peds-a · sound · finetune-…-e8194a"
+    assert labels[grandchild] == f"{labels[child]} · fine-tuned on peds-b · paper · finetune-…-777777"
     assert labels["local:/x/mine"] == f"mine (from {labels[child]})"
 
 
@@ -210,34 +172,28 @@ def test_default_run_is_the_newest_informative_one():
     from pedclip.dashboard.labels import default_run
 
     defined = json.dumps({"auroc": {"value": 0.7}, "recall": {"value": 0.6}, "specificity": {"value": 0.5}})
-    negative = json.dumps({"auroc": {"value": 0.6}, "recall": {"value": 0.0}, "specificity": {"value": 1.0},
-                           "precision": {"reason": "no case predicted positive"}})  # fmt: skip
-    runs = _runs([  # newest first, as runs_frame orders them
-        {"run_id": "paper-all", "protocol": "paper", "split": "all", "metrics": defined},
-        {"run_id": "negative", "metrics": negative},
-        {"run_id": "probe", "kind": "probe", "metrics": defined},
-        {"run_id": "paper-test", "protocol": "paper", "metrics": defined},
-        {"run_id": "good", "metrics": defined},
-        {"run_id": "older-good", "metrics": defined},
-        {"run_id": "no-auroc", "metrics": json.dumps({"auroc": {"reason": "one class"}})},
-    ])  # fmt: skip
+    negative = json.dumps(
+        {
+            "auroc": {"value": 0.6},
+            "recall": {"value": 0.0},
+            "specificity": {"value": 1.0},
+            "precision": {"reason": "no case predicted positive"},
+        }
+    )
+    runs = _runs(
+        [  # newest first, as runs_frame orders them
+            {"run_id": "paper-all", "protocol": "paper", "split": "all", "metrics": defined},
+            {"run_id": "negative", "metrics": negative},
+            {"run_id": "probe", "kind": "probe", "metrics": defined},
+            {"run_id": "paper-test", "protocol": "paper", "metrics": defined},
+            {"run_id": "good", "metrics": defined},
+            {"run_id": "older-good", "metrics": defined},
+            {"run_id": "no-auroc", "metrics": json.dumps({"auroc": {"reason": "one class"}})},
+        ]
+    )
     assert default_run(runs) == "good"
     assert default_run(runs.iloc[[0, 6]]) == "paper-all"
     assert default_run(runs.iloc[:0]) is None
-
-
-def test_duplicates_across_splits_are_leaks_and_shared_images_are_not():
-    cases = pd.DataFrame({"dataset": ["a"] * 5, "case_id": list("vwxyz"), "split": ["train", "test", "val", "val", "test"],
-                          "image_sha256": ["1", "1", "2", "2", "3"]})  # fmt: skip
-    other = pd.DataFrame({"dataset": ["b", "b", "c"], "case_id": list("pqr"), "split": ["train"] * 3,
-                          "image_sha256": ["1", "3", "3"]})  # fmt: skip
-    leaks = analysis.duplicates_across_splits(cases)
-    assert leaks.to_dict("records") == [
-        {"image_sha256": "1", "cases": "v, w", "splits": "test, train", "datasets": "a"}
-    ]
-    shared = analysis.shared_with_other_datasets(cases, pd.concat([cases, other]))
-    assert shared.to_dict("records") == [{"dataset": "b", "images": 2}, {"dataset": "c", "images": 1}]
-    assert analysis.duplicates_across_splits(other[other["dataset"] == "b"]).empty
 
 
 def test_a_moved_store_serves_thumbnails_from_its_new_home(tmp_path):

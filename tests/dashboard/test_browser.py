@@ -59,14 +59,14 @@ def test_every_page_in_a_real_browser(server, browser, tmp_path):
     page.get_by_text("False positives (").first.wait_for(timeout=30_000)
     shoot(page, "3-errors", shots)
 
-    open_page(page, "Neighbours")
+    open_page(page, "Neighbors")
     page.locator('[data-testid="stSelectbox"]', has_text="Case id").locator("input").fill("tiny-005.png")
     page.keyboard.press("Enter")
     page.wait_for_selector("text=Query: tiny-005.png", timeout=30_000)
     page.wait_for_selector("h3:has-text('6 nearest cases')", timeout=30_000)
     settle(page)
-    assert page.locator('[data-testid="stImage"] img').count() == 7  # the query and six neighbours
-    shoot(page, "4-neighbours", shots)
+    assert page.locator('[data-testid="stImage"] img').count() == 7  # the query and six neighbors
+    shoot(page, "4-neighbors", shots)
 
     open_page(page, "Prompt lab")
     wait_count(page, '[data-testid="stPlotlyChart"] .main-svg', 1)
@@ -83,8 +83,8 @@ def test_every_page_in_a_real_browser(server, browser, tmp_path):
     wait_count(page, ".scatterlayer .point", 40)
     assert page.locator(".scatterlayer .point").count() == 40
     page.locator(".scatterlayer .point").first.click(force=True)
-    page.get_by_role("button", name="Open its neighbours").click(timeout=30_000)
-    page.wait_for_selector("h1:has-text('Neighbours')", timeout=30_000)
+    page.get_by_role("button", name="Open its neighbors").click(timeout=30_000)
+    page.wait_for_selector("h1:has-text('Neighbors')", timeout=30_000)
     page.go_back()
     page.wait_for_selector("h1:has-text('Embedding map')", timeout=30_000)
     shoot(page, "6-embedding-map", shots)

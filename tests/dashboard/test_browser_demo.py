@@ -121,7 +121,7 @@ def test_every_page_on_the_demo_store(server, browser, demo_home, tmp_path):
     no_exception(page, "Errors")
     shoot(page, "3-errors", shots)
 
-    open_page(page, "Neighbours")
+    open_page(page, "Neighbors")
     models = options_of(page, "stSelectbox", "Model")  # checkpoints by what they are, not by their paths
     assert {"demo:clip", "demo:medclip"} <= set(models) and any(" fine-tuned on " in m for m in models), (
         models
@@ -133,10 +133,10 @@ def test_every_page_on_the_demo_store(server, browser, demo_home, tmp_path):
     page.wait_for_selector("h3:has-text('6 nearest cases')", timeout=30_000)
     wait_count(page, '[data-testid="stImage"] img', 7)  # the gallery can render a moment after its header
     settle(page)
-    assert page.locator('[data-testid="stImage"] img').count() == 7  # the query and six neighbours
+    assert page.locator('[data-testid="stImage"] img').count() == 7  # the query and six neighbors
     assert page.get_by_text("#1 · ").count() == 1 and page.get_by_text("distance 0.000 ").count() == 0
-    no_exception(page, "Neighbours")
-    shoot(page, "4-neighbours", shots)
+    no_exception(page, "Neighbors")
+    shoot(page, "4-neighbors", shots)
 
     check_prompt_lab(page, shots)
 

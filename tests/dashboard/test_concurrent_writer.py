@@ -50,7 +50,7 @@ def test_pages_render_while_a_writer_commits(app, fixture_store, tmp_path, monke
             time.sleep(0.05)
         assert (tmp_path / "started").exists(), "the writer never committed"
         at = open_page(app, "runs")
-        for page in ("metrics", "neighbours", "data", "runs"):
+        for page in ("metrics", "neighbors", "data", "runs"):
             at.switch_page(f"views/{page}.py").run()
             assert not at.exception, (page, [e.message for e in at.exception])
             assert not [e.value for e in at.error if "lock" in e.value.lower()], page

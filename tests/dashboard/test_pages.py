@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ from dashboard_store import draw, open_page
 from pedclip.dashboard import access
 from pedclip.eval.rescore import rescore
 from pedclip.store import Store
-from pedclip.store.embeddings import case_vectors
+from pedclip.store.embeddings import case_vectors, text_vectors
 from pedclip.store.runs import get_run, predictions_frame, runs_frame
 
 
@@ -38,11 +39,11 @@ def test_a_store_with_cases_but_no_embeddings_or_runs_renders_every_page(home, m
     build_cases_only(home)
     monkeypatch.setenv("PEDCLIP_HOME", str(home))
     at = AppTest.from_file(str(APP), default_timeout=30).run()
-    for page in ("runs", "metrics", "errors", "neighbours", "prompt_lab", "embedding_map", "data"):
+    for page in ("runs", "metrics", "errors", "neighbors", "prompt_lab", "embedding_map", "data"):
         at.switch_page(f"views/{page}.py").run()
         assert not at.exception, (page, [e.message for e in at.exception])
         assert not at.error, (page, [e.value for e in at.error])
-    assert any("pedclip embed" in i.value for i in at.switch_page("views/neighbours.py").run().info)
+    assert any("pedclip embed" in i.value for i in at.switch_page("views/neighbors.py").run().info)
 
 
 def test_runs_page_lists_runs_with_cis_and_the_paper_tables(app, fixture_store):
@@ -84,11 +85,11 @@ def finetuned(fixture_store, tmp_path, monkeypatch):
     return add_finetuned_model(home, fixture_store)
 
 
-FT_LABEL = "openclip:pedclip-tiny fine-tuned on tiny (sound) · finetune-…-abc123"
+FT_LABEL = "openclip:pedclip-tiny · fine-tuned on tiny · sound · finetune-…-abc123"
 
 
 def test_model_pickers_show_what_a_checkpoint_is_and_keep_its_spec(app, finetuned):
-    for page, key in (("neighbours", "nb_model"), ("prompt_lab", "pl_model"), ("embedding_map", "map_model")):
+    for page, key in (("neighbors", "nb_model"), ("prompt_lab", "pl_model"), ("embedding_map", "map_model")):
         at = open_page(app, page)
         picker = at.selectbox(key=key)
         assert FT_LABEL in picker.options and "openclip:pedclip-tiny" in picker.options, picker.options
@@ -154,7 +155,7 @@ def test_metrics_page_threshold_updates_sensitivity_and_specificity(app, fixture
     assert len(at.get("plotly_chart")) >= 4  # ROC, PR, calibration, confusion
 
 
-def test_errors_page_galleries_are_most_confident_first_and_link_to_neighbours(app, fixture_store):
+def test_errors_page_galleries_are_most_confident_first_and_link_to_neighbors(app, fixture_store):
     at = open_page(app, "errors")
     at.selectbox(key="errors_run").set_value("zeroshot-tiny").run()
     predictions = predictions_frame(Store.open(fixture_store.home), "zeroshot-tiny")
@@ -171,12 +172,12 @@ def test_errors_page_galleries_are_most_confident_first_and_link_to_neighbours(a
     assert f"score {fp['score'].iat[0]:.3f}" in first_caption
     at.button(key=f"fp_tiny_{fp['case_id'].iat[0]}").click().run()
     assert not at.exception
-    assert at.title[0].value == "Neighbours"
+    assert at.title[0].value == "Neighbors"
     assert at.selectbox(key="nb_case_tiny").value == fp["case_id"].iat[0]
 
 
-def test_neighbours_page_matches_brute_force_and_shows_every_runs_prediction(app, fixture_store):
-    at = open_page(app, "neighbours")
+def test_neighbors_page_matches_brute_force_and_shows_every_runs_prediction(app, fixture_store):
+    at = open_page(app, "neighbors")
     query = "tiny-005.png"
     at.selectbox(key="nb_case_tiny").set_value(query).run()
     at.slider(key="nb_k").set_value(5).run()
@@ -191,12 +192,12 @@ def test_neighbours_page_matches_brute_force_and_shows_every_runs_prediction(app
     assert any(
         c.value.startswith(f"#1 · {order[0]}") and f"distance {nearest:.4f}" in c.value for c in at.caption
     )
-    assert {"zeroshot-tiny", "probe-tiny"} & set(table.columns)  # each run's score beside each neighbour
-    assert len(at.get("image")) == 1 + 5  # the query and its neighbours
+    assert {"zeroshot-tiny", "probe-tiny"} & set(table.columns)  # each run's score beside each neighbor
+    assert len(at.get("image")) == 1 + 5  # the query and its neighbors
 
 
-def test_neighbours_of_an_uploaded_image_use_the_models_encoder(app, fixture_store, tiny_encoder):
-    at = open_page(app, "neighbours")
+def test_neighbors_of_an_uploaded_image_use_the_models_encoder(app, fixture_store, tiny_encoder):
+    at = open_page(app, "neighbors")
     at.radio(key="nb_source").set_value("An uploaded image").run()
     buffer = io.BytesIO()
     draw(1, seed=999).save(buffer, format="PNG")
@@ -210,7 +211,7 @@ def test_neighbours_of_an_uploaded_image_use_the_models_encoder(app, fixture_sto
 
 
 def test_an_oversized_upload_is_refused_with_one_line(app):
-    at = open_page(app, "neighbours")
+    at = open_page(app, "neighbors")
     at.radio(key="nb_source").set_value("An uploaded image").run()
     at.file_uploader(key="nb_upload").upload("big.png", b"\0" * (11 * 2**20), "image/png").run()
     assert not at.exception
@@ -218,7 +219,7 @@ def test_an_oversized_upload_is_refused_with_one_line(app):
 
 
 def test_an_upload_that_is_not_an_image_is_refused_with_one_line(app):
-    at = open_page(app, "neighbours")
+    at = open_page(app, "neighbors")
     at.radio(key="nb_source").set_value("An uploaded image").run()
     at.file_uploader(key="nb_upload").upload("fake.png", b"not a png at all", "image/png").run()
     assert not at.exception
@@ -265,6 +266,10 @@ def test_prompt_lab_saves_a_run(app, fixture_store, tmp_path, monkeypatch):
     assert not at.exception
     saved = runs_frame(Store.open(home), kinds=["rescore"])
     assert len(saved) == 1 and "lab test" in saved["config"].iat[0]
+    classes = json.loads(saved["config"].iat[0])["prompts"]["classes"]
+    texts = [t for prompts in classes.values() for t in prompts]
+    stored = text_vectors(Store.open(home), fixture_store.fingerprint, texts)
+    assert texts and set(stored) == set(texts)  # Save keeps the prompts' vectors too
     assert any(saved["run_id"].iat[0] in s.value for s in at.success)
 
 
@@ -298,8 +303,8 @@ def test_data_page_shows_splits_leaks_duplicates_and_ingest_errors(app, fixture_
     assert "truncated file" in at.dataframe[-1].value["reason"].tolist()
 
 
-def test_neighbour_buttons_recentre_the_page_and_follow_the_dataset(app, fixture_store):
-    at = open_page(app, "neighbours")
+def test_neighbor_buttons_recentre_the_page_and_follow_the_dataset(app, fixture_store):
+    at = open_page(app, "neighbors")
     at.selectbox(key="nb_case_tiny").set_value("tiny-005.png").run()
     nearest = at.dataframe[0].value["case_id"].iat[0]
     at.button(key=f"nb_tiny_{nearest}").click().run()  # the gallery's own button: its widgets are on screen

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pedclip.data.audit import audit_cases
+from pedclip.eval.leakage import audit_cases
 
 
 def _cases(rows: list[tuple]) -> pd.DataFrame:
@@ -36,3 +36,37 @@ def test_shared_patients_and_identical_images_are_found():
     assert report.conflicting_label_duplicates == 1
     document = report.as_dict(limit=0)
     assert document["n_shared_patients"] == 1 and document["shared_patients"] == {} and document["leakage"]
+
+
+def test_identical_images_in_other_datasets_are_shared_not_leaked():
+    import pandas as pd
+
+    from pedclip.eval.leakage import shared_images
+
+    cases = pd.DataFrame(
+        {
+            "dataset": ["a"] * 5,
+            "case_id": list("vwxyz"),
+            "split": ["train", "test", "val", "val", "test"],
+            "image_sha256": ["1", "1", "2", "2", "3"],
+            "label": [0, 0, 1, 1, 0],
+            "patient_id": [None] * 5,
+        }
+    )
+    other = pd.DataFrame(
+        {
+            "dataset": ["b", "b", "c"],
+            "case_id": list("pqr"),
+            "split": ["train"] * 3,
+            "image_sha256": ["1", "3", "3"],
+        }
+    )
+    leaks = audit_cases(cases).cross_split_duplicates
+    assert leaks == [
+        {"image_sha256": "1", "splits": ["test", "train"], "case_ids": ["v", "w"], "labels": [0]}
+    ]
+    shared = shared_images(cases, pd.concat([cases, other]))
+    assert shared.to_dict("records") == [{"dataset": "b", "images": 2}, {"dataset": "c", "images": 1}]
+    assert not audit_cases(
+        other[other["dataset"] == "b"].assign(label=0, patient_id=None)
+    ).cross_split_duplicates

@@ -6,9 +6,9 @@ import csv
 
 import numpy as np
 
-from pedclip.data.audit import audit_cases
 from pedclip.data.imaging import load_image
 from pedclip.data.ingest import ingest
+from pedclip.eval.leakage import audit_cases
 from pedclip.store.cases import attributes_frame, cases_frame
 
 

@@ -150,7 +150,7 @@ def test_load_pixels_reads_cache_and_decodes_misses(store, tmp_path, tiny_encode
     for path, a, b in zip(frame["path"], arrays, cached, strict=True):
         np.testing.assert_array_equal(a, geometry(Image.open(path), cfg))
         np.testing.assert_array_equal(a, b)
-    assert PixelCache(store.paths.pixels, cfg).contains(frame["image_sha256"].iloc[0])
+    assert PixelCache(store.paths.pixels, cfg).path_for(frame["image_sha256"].iloc[0]).exists()
 
 
 def test_config_rejects_bad_values():

@@ -88,8 +88,8 @@ def test_exact_neighbors_against_full_sort():
 def test_knn_index_and_exact_agree(two_sites):
     exact = knn_eval(two_sites, ENC, "A", None, KnnConfig(k=5, use_index=False, bootstrap=FAST))
     indexed = knn_eval(two_sites, ENC, "A", None, KnnConfig(k=5, use_index=True, bootstrap=FAST))
-    assert exact.run["config"]["neighbours"] == "exact"
+    assert exact.run["config"]["neighbors"] == "exact"
     np.testing.assert_allclose(indexed.predictions["score"], exact.predictions["score"], rtol=1e-5)
     assert exact.metrics["auroc"].value > 0.75
     cross = knn_eval(two_sites, ENC, "A", "B", KnnConfig(k=5, bootstrap=FAST))
-    assert cross.run["config"]["neighbours"] == "exact" and len(cross.predictions) > 0
+    assert cross.run["config"]["neighbors"] == "exact" and len(cross.predictions) > 0

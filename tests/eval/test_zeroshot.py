@@ -166,23 +166,41 @@ def test_rescore_equals_zeroshot_and_compares(zs_store, tiny_encoder):
 def test_rescore_cache_follows_new_embeddings_and_save_persists_prompts(
     zs_store, tiny_encoder, pneumonia_direction
 ):
-    from pedclip.eval.rescore import TextVectorCache
+    from pedclip.embed.text import TextVectorCache
     from pedclip.store.embeddings import text_vectors
 
+    class Counting:  # the tiny encoder, counting the texts it encodes
+        def __init__(self, encoder):
+            self.encoder, self.encoded = encoder, 0
+
+        def __getattr__(self, name):
+            return getattr(self.encoder, name)
+
+        def encode_texts(self, group):
+            self.encoded += len(group)
+            return self.encoder.encode_texts(group)
+
+    encoder = Counting(tiny_encoder)
     cache, texts = ImageMatrixCache(), TextVectorCache()
     prompts = {"normal": ["clear lungs"], "pneumonia": ["lobar pneumonia"]}
-    first = rescore(zs_store, tiny_encoder, "siteA", prompts, bootstrap=FAST, cache=cache, text_cache=texts)
+    first = rescore(zs_store, encoder, "siteA", prompts, bootstrap=FAST, cache=cache, text_cache=texts)
+    assert encoder.encoded == 2
     assert (
         text_vectors(zs_store, tiny_encoder.fingerprint, ["clear lungs"]) == {}
     )  # trial prompts stay in memory
     add_dataset(
         zs_store, "siteA", tiny_encoder.fingerprint, pneumonia_direction, n=140, seed=3
     )  # 20 more cases
-    second = rescore(zs_store, tiny_encoder, "siteA", prompts, bootstrap=FAST, cache=cache, text_cache=texts,
-                     save_run=True)  # fmt: skip
+    second = rescore(
+        zs_store, encoder, "siteA", prompts, bootstrap=FAST, cache=cache, text_cache=texts, save_run=True
+    )
     assert second.result.run["config"]["n"] > first.result.run["config"]["n"]
-    assert set(text_vectors(zs_store, tiny_encoder.fingerprint, ["clear lungs", "lobar pneumonia"])) == {
-        "clear lungs", "lobar pneumonia"}  # fmt: skip
+    assert encoder.encoded == 2  # saving writes the vectors already encoded; nothing is encoded again
+    stored = text_vectors(zs_store, tiny_encoder.fingerprint, ["clear lungs", "lobar pneumonia"])
+    assert set(stored) == {"clear lungs", "lobar pneumonia"}
+    np.testing.assert_allclose(
+        stored["clear lungs"], tiny_encoder.encode_texts(["clear lungs"])[0], rtol=1e-5
+    )
     assert get_run(zs_store, second.result.run_id)["kind"] == "rescore"
 
 
@@ -223,7 +241,7 @@ class _GroupEncoder:
 
 
 def test_text_cache_respects_the_encoding_context():
-    from pedclip.eval.rescore import TextVectorCache
+    from pedclip.embed.text import TextVectorCache
 
     enc, cache = _GroupEncoder(), TextVectorCache()
     for group in (["ab", "abcd"], ["ab"], ["ab", "abcdef"], ["ab", "abcd"]):

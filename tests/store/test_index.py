@@ -1,4 +1,4 @@
-"""FAISS neighbour indexes: equal to brute force, mapped by uid, rebuilt or extended when embeddings change."""
+"""FAISS neighbor indexes: equal to brute force, mapped by uid, rebuilt or extended when embeddings change."""
 
 from __future__ import annotations
 

@@ -7,7 +7,8 @@ import json
 import pandas as pd
 import streamlit as st
 
-from pedclip.dashboard import analysis, ui
+from pedclip.dashboard import ui
+from pedclip.eval.leakage import AuditReport, audit_cases, shared_images
 
 
 def datasets_overview(frame: pd.DataFrame) -> pd.DataFrame:
@@ -26,36 +27,40 @@ def patients(cases: pd.DataFrame) -> None:
     cols[3].metric("Most images of one patient", f"{per_patient.max()}" if per_patient.size else "n/a")
 
 
-def leakage(cases: pd.DataFrame, all_cases: pd.DataFrame) -> None:
+def split_sizes(report: AuditReport) -> pd.DataFrame:
+    """The audit's class balance as a table: one row per split, one column per class, and totals."""
+    table = pd.DataFrame(report.balance).T
+    if "unlabelled" in table and not table["unlabelled"].any():
+        table = table.drop(columns="unlabelled")
+    table.loc["total"] = table.sum()
+    return table.rename_axis("split").reset_index()
+
+
+def leakage(report: AuditReport, cases: pd.DataFrame, all_cases: pd.DataFrame) -> None:
     st.subheader("Leakage audit")
-    leaks = analysis.patients_across_splits(cases)
-    if leaks.empty:
+    if not report.shared_patients:
         st.success("No patient has images in more than one split.")
     else:
-        who = "1 patient has" if len(leaks) == 1 else f"{len(leaks)} patients have"
+        n = len(report.shared_patients)
+        who = "1 patient has" if n == 1 else f"{n} patients have"
         st.error(f"{who} images in more than one split; re-split by patient with `pedclip data split`.")
-        st.dataframe(leaks, hide_index=True)
-    dups = analysis.duplicates_across_splits(cases)
-    if dups.empty:
+        rows = [{"patient_id": p, "splits": ", ".join(s)} for p, s in report.shared_patients.items()]
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+    dups = report.cross_split_duplicates
+    if not dups:
         st.success("No image appears in more than one split.")
     else:
         st.warning(
-            f"{len(dups)} images sit in more than one split (same bytes): a leak; "
-            "re-split or drop the copies."
+            f"{len(dups)} images sit in more than one split (same bytes): a leak; re-split or drop the copies."
         )
-        st.dataframe(dups, hide_index=True)
-    within = len(analysis.duplicate_images(cases)) - len(dups)
-    if within:
+        rows = [{**d, "splits": ", ".join(d["splits"]), "case_ids": ", ".join(d["case_ids"])} for d in dups]
+        st.dataframe(pd.DataFrame(rows).drop(columns="labels"), hide_index=True)
+    if report.within_split_duplicate_cases:
         st.caption(
-            f"{within} images appear more than once within one split: not a leak, but they count twice."
+            f"{report.within_split_duplicate_cases} cases repeat an image already in their split: not a leak, "
+            "but they count twice."
         )
-    shared(cases, all_cases)
-
-
-def shared(cases: pd.DataFrame, all_cases: pd.DataFrame) -> None:
-    """Identical images in other datasets: information (e.g. the same films with other texts), not leakage."""
-    others = analysis.shared_with_other_datasets(cases, all_cases)
-    for row in others.itertuples():
+    for row in shared_images(cases, all_cases).itertuples():
         images = "1 image" if row.images == 1 else f"{row.images} images"
         st.info(
             f"Shares {images} with {row.dataset} (same bytes). Not a leak within this dataset; it matters "
@@ -72,13 +77,13 @@ def render() -> None:
     if cases.empty:
         st.info(f"{name} has no cases.")
     else:
-        class_names = json.loads(datasets.set_index("name").loc[name, "class_names"])
+        report = audit_cases(cases, tuple(ui.class_names(name)))
         st.subheader("Split sizes by label")
-        st.dataframe(analysis.split_label_counts(cases, class_names), hide_index=True)
+        st.dataframe(split_sizes(report), hide_index=True)
         st.subheader("Patients")
         patients(cases)
         all_cases = pd.concat([ui.dataset_cases(n) for n in datasets["name"]], ignore_index=True)
-        leakage(cases, all_cases)
+        leakage(report, cases, all_cases)
     st.subheader("Ingest errors")
     errors = ui.ingest_errors()
     if errors.empty:

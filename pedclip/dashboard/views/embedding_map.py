@@ -124,8 +124,8 @@ def render() -> None:
         if image is not None:
             left.image(image)
         right.markdown(f"**{ui.case_caption(case)}** · split {case.get('split')}")
-        if right.button("Open its neighbours", key="map_open"):
-            ui.open_neighbours(case["dataset"], case["case_id"])
+        if right.button("Open its neighbors", key="map_open"):
+            ui.open_neighbors(case["dataset"], case["case_id"])
 
 
 if __name__ == "__main__":

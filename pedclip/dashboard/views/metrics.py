@@ -1,114 +1,70 @@
-"""Metrics: ROC and PR with the operating point, calibration, confusion matrix and slices for chosen runs."""
+"""Metrics: ROC, PR and calibration small multiples with each run's operating point, confusion matrices
+and metrics by slice for chosen runs. Every figure and number comes from `pedclip.eval`."""
 
 from __future__ import annotations
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from pedclip.dashboard import analysis, labels, ui
-from pedclip.dashboard.labels import short_run_id
-from pedclip.eval import curves as eval_curves
+from pedclip.eval import figures
+from pedclip.eval.bootstrap import BootstrapConfig
+from pedclip.eval.curves import decisions
+from pedclip.eval.record import RunRecord
+from pedclip.eval.slices import metrics_by
+
+RATES = (
+    ("Sensitivity", "sensitivity"),
+    ("Specificity", "specificity"),
+    ("Precision", "precision"),
+    ("Accuracy", "accuracy"),
+)
 
 
-def curves(frames: dict, threshold: float | None) -> None:
-    roc, pr, cal = go.Figure(), go.Figure(), go.Figure()
-    roc.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, name="chance")
-    cal.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, name="perfect")
-    for run_id, frame in frames.items():
-        name = short_run_id(run_id)  # unique, and short enough for a legend
-        y, s = frame["label"].to_numpy(), frame["score"].to_numpy()
-        point = eval_curves.operating_point(y, eval_curves.decisions(frame, threshold), threshold)
-        auc = analysis.safe_auroc(y, s)
-        r = analysis.roc_points(y, s)
-        roc.add_scatter(
-            x=r["fpr"], y=r["tpr"], mode="lines", name=f"{name} (AUROC {analysis.format_rate(auc)})"
-        )
-        roc.add_scatter(
-            x=[1 - point.specificity],
-            y=[point.sensitivity],
-            mode="markers",
-            marker={"size": 11},
-            name=_point_name(threshold),
-        )
-        p = analysis.pr_points(y, s)
-        pr.add_scatter(x=p["recall"], y=p["precision"], mode="lines", name=name)
-        pr.add_scatter(
-            x=[point.sensitivity],
-            y=[point.precision],
-            mode="markers",
-            marker={"size": 11},
-            name=_point_name(threshold),
-        )
-        b = analysis.reliability_bins(y, s)
-        cal.add_scatter(
-            x=b["predicted"],
-            y=b["observed"],
-            mode="lines+markers",
-            name=name,
-            text=b["n"].map(lambda n: f"n={n}"),
-        )
-    layout = {
-        "height": 420,
-        "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
-        "legend": {"orientation": "h", "y": -0.3, "yanchor": "top"},
-    }
-    roc.update_layout(title="ROC", xaxis_title="1 - specificity", yaxis_title="sensitivity", **layout)
-    pr.update_layout(title="Precision-recall", xaxis_title="recall", yaxis_title="precision", **layout)
-    cal.update_layout(
-        title="Calibration", xaxis_title="mean predicted P(pneumonia)", yaxis_title="observed rate", **layout
-    )
-    for col, fig in zip(st.columns(3), (roc, pr, cal), strict=True):
-        col.plotly_chart(fig, width="stretch")
+def scored_runs(chosen: list[str]) -> list[figures.ScoredRun]:
+    out = []
+    for run_id in chosen:
+        frame = analysis.expand_attributes(ui.run_cases(run_id).dropna(subset=["label"]))
+        if frame.empty:
+            continue
+        run = RunRecord.from_row(ui.run_info(run_id))
+        names = tuple(ui.class_names(run.eval_dataset)) if run.eval_dataset else figures.CLASS_NAMES
+        out.append(figures.ScoredRun(run, frame.reset_index(drop=True), ui.model_label(run.model), names))
+    return out
 
 
-def _point_name(threshold: float | None) -> str:
-    return "operating point (stored)" if threshold is None else f"operating point @ {threshold:.2f}"
+def curves(runs: list[figures.ScoredRun], threshold: float | None) -> None:
+    st.plotly_chart(figures.roc_figure(runs, threshold), width="stretch")
+    st.plotly_chart(figures.pr_figure(runs, threshold), width="stretch")
+    st.plotly_chart(figures.calibration_figure(runs), width="stretch")
 
 
-def operating_points(frames: dict, threshold: float | None, label) -> None:
+def operating_points(runs: list[figures.ScoredRun], threshold: float | None, label) -> None:
     st.subheader("Each run's stored predictions" if threshold is None else f"At threshold {threshold:.2f}")
-    for run_id, frame in frames.items():
-        point = eval_curves.operating_point(
-            frame["label"].to_numpy(), eval_curves.decisions(frame, threshold)
-        )
+    for run in runs:
+        point = run.point(threshold)
         left, right = st.columns([2, 1])
         with left:
-            st.markdown(f"**{label(run_id)}**")
-            rates = (
-                ("Sensitivity", "sensitivity"),
-                ("Specificity", "specificity"),
-                ("Precision", "precision"),
-                ("Accuracy", "accuracy"),
-            )
-            for col, (title, name) in zip(st.columns(4), rates, strict=True):
+            st.markdown(f"**{label(run.run.run_id)}**")
+            for col, (title, name) in zip(st.columns(4), RATES, strict=True):
                 col.metric(title, analysis.format_rate(getattr(point, name)))
                 if point.reason(name):
                     col.caption(f"undefined: {point.reason(name)}")
-        matrix = go.Figure(
-            go.Heatmap(
-                z=point.matrix(),
-                x=["predicted normal", "predicted pneumonia"],
-                y=["normal", "pneumonia"],
-                text=point.matrix(),
-                texttemplate="%{text}",
-                colorscale="Blues",
-                showscale=False,
-            )
+        right.plotly_chart(
+            figures.confusion_figure(point, run.class_names),
+            width="stretch",
+            key=f"confusion_{run.run.run_id}",
         )
-        matrix.update_layout(
-            height=220, margin={"l": 10, "r": 10, "t": 10, "b": 10}, yaxis={"autorange": "reversed"}
-        )
-        right.plotly_chart(matrix, width="stretch", key=f"confusion_{run_id}")
 
 
-def slices(frames: dict, threshold: float | None) -> None:
+def slices(runs: list[figures.ScoredRun], threshold: float | None) -> None:
     st.subheader("Metrics by slice")
-    first = next(iter(frames.values()))
-    columns = analysis.slice_columns(first)
-    column = st.selectbox("Slice by", columns, key="metrics_slice")
-    for run_id, frame in frames.items():
-        st.caption(run_id)
-        table = analysis.slice_table(frame, column, threshold)
+    column = st.selectbox("Slice by", analysis.slice_columns(runs[0].predictions), key="metrics_slice")
+    for run in runs:
+        st.caption(run.run.run_id)
+        frame = run.predictions.assign(predicted=decisions(run.predictions, threshold))
+        table = metrics_by(frame, column, BootstrapConfig(n_resamples=0))
+        table = table.rename(columns={"group": column, "n_positive": "positives", "recall": "sensitivity"})
+        table = table[[column, "n", "positives", "auroc", "sensitivity", "specificity", "accuracy"]]
         for name in ("auroc", "sensitivity", "specificity", "accuracy"):  # "n/a" where a slice lacks a class
             table[name] = table[name].map(analysis.format_rate)
         st.dataframe(table, hide_index=True)
@@ -134,18 +90,15 @@ def render() -> None:
     if not chosen:
         st.info("Choose one or more runs.")
         return
-    frames = {
-        run_id: analysis.expand_attributes(ui.run_cases(run_id).dropna(subset=["label"])) for run_id in chosen
-    }
-    frames = {k: v for k, v in frames.items() if not v.empty}
-    if not frames:
+    scored = scored_runs(chosen)
+    if not scored:
         st.warning("These runs have no labelled predictions to measure.")
         return
-    word = "the run's" if len(frames) == 1 else "each run's"
+    word = "the run's" if len(scored) == 1 else "each run's"
     threshold = ui.decision_threshold(ui.run_info(chosen[0]), key="metrics_threshold", runs_word=word)
-    curves(frames, threshold)
-    operating_points(frames, threshold, ui.run_label(runs))
-    slices(frames, threshold)
+    curves(scored, threshold)
+    operating_points(scored, threshold, ui.run_label(runs))
+    slices(scored, threshold)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,13 @@ are encoded, image embeddings are read from the store.
 
 from __future__ import annotations
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from pedclip.dashboard import access, analysis, labels, ui
-from pedclip.dashboard.labels import short_run_id
 from pedclip.errors import PedclipError
+from pedclip.eval import figures
+from pedclip.eval.metrics import Metric
+from pedclip.eval.record import RunRecord, short_run_id
 
 RESULT_KEY = "prompt_lab_result"
 
@@ -53,22 +54,12 @@ def pick_baseline(dataset: str, split: str, fingerprint: str) -> str | None:
 
 def show_result(result: access.Rescored, baseline: str | None) -> None:
     ui.metric_cards(result.metrics)
-    y, s = result.predictions["label"].to_numpy(), result.predictions["score"].to_numpy()
-    fig = go.Figure()
-    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, name="chance")
-    r = analysis.roc_points(y, s)
-    fig.add_scatter(x=r["fpr"], y=r["tpr"], mode="lines", name="these prompts")
+    runs = [figures.ScoredRun(RunRecord.from_row(result.run), result.predictions, "these prompts")]
     if baseline:
-        base = ui.run_cases(baseline).dropna(subset=["label"])
-        b = analysis.roc_points(base["label"].to_numpy(), base["score"].to_numpy())
-        fig.add_scatter(x=b["fpr"], y=b["tpr"], mode="lines", name=f"baseline {short_run_id(baseline)}")
-    fig.update_layout(
-        title="ROC",
-        xaxis_title="1 - specificity",
-        yaxis_title="sensitivity",
-        height=380,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-    )
+        base = RunRecord.from_row(ui.run_info(baseline))
+        base_cases = ui.run_cases(baseline).dropna(subset=["label"])
+        runs.append(figures.ScoredRun(base, base_cases, f"baseline {short_run_id(baseline)}"))
+    fig = figures.roc_figure(runs)
     left, right = st.columns([1, 1])
     left.plotly_chart(fig, width="stretch")
     with right:
@@ -77,7 +68,7 @@ def show_result(result: access.Rescored, baseline: str | None) -> None:
             st.caption("Choose a baseline run to see which cases flip.")
         else:
             counts = flipped["now"].value_counts().to_dict() if len(flipped) else {}
-            delta = analysis.format_ci(*analysis.headline(result.deltas or {}, "auroc"))
+            delta = analysis.format_metric((result.deltas or {}).get("auroc") or Metric(None))
             st.markdown(
                 f"**{len(flipped)} flipped cases** vs the baseline: {counts.get('fixed', 0)} fixed, "
                 f"{counts.get('broken', 0)} broken · AUROC change {delta}"
@@ -93,11 +84,11 @@ def show_result(result: access.Rescored, baseline: str | None) -> None:
             st.dataframe(flipped.round(3), hide_index=True, height=300)
 
 
-def save_form(result: access.Rescored) -> None:
+def save_form(result: access.Rescored, encoder) -> None:
     with st.form("pl_save"):
         name = st.text_input("Name of this prompt set", "my prompts", key="pl_save_name")
         if st.form_submit_button("Save as a run"):
-            run_id = access.save_rescore(ui.store(), result, name)
+            run_id = access.save_rescore(ui.workspace(ui.home()), encoder, result, name)
             st.cache_data.clear()  # the new run must show on the other pages at once
             st.success(f"Saved as run {run_id}")
 
@@ -123,7 +114,7 @@ def render() -> None:
     state = (model["fingerprint"], dataset, split, repr(prompts), baseline)
     cached = st.session_state.get(RESULT_KEY)
     if submitted or cached is None or cached[0] != state:
-        result = access.rescore(ui.store(), encoder, dataset, prompts, split, baseline)
+        result = access.rescore(ui.workspace(ui.home()), encoder, dataset, prompts, split, baseline)
         st.session_state[RESULT_KEY] = (state, result)
     result = st.session_state[RESULT_KEY][1]
     st.caption(
@@ -131,7 +122,7 @@ def render() -> None:
         f"{sum(len(v) for v in prompts.values())} prompts"
     )
     show_result(result, baseline)
-    save_form(result)
+    save_form(result, encoder)
 
 
 if __name__ == "__main__":

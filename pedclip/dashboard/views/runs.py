@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from pedclip.dashboard import access, analysis, ui
-from pedclip.dashboard.labels import short_run_id
+from pedclip.eval.record import RunRecord, short_run_id
 
 METRICS = (
     ("recall", "sensitivity [95% CI]"),
@@ -55,8 +55,9 @@ def run_size(config: dict) -> int | None:
 def runs_overview(runs: pd.DataFrame, label=str) -> pd.DataFrame:
     """One row per run, key columns first; undefined metrics as 'n/a (why)'; AUROC (and the extras) with CIs."""
     rows = []
-    for run in runs.itertuples():
-        metrics, config = json.loads(run.metrics or "{}"), json.loads(run.config or "{}")
+    for row_of_table in runs.to_dict("records"):
+        record = RunRecord.from_row(row_of_table)
+        run, config = pd.Series(row_of_table), record.config
         row = {
             "run": short_run_id(run.run_id),
             "kind": run.kind,
@@ -65,18 +66,18 @@ def runs_overview(runs: pd.DataFrame, label=str) -> pd.DataFrame:
             "protocol": run.protocol,
             "split": run.split,
             "n": run_size(config),
-            "AUROC": analysis.format_metric(metrics, "auroc"),
-            "sensitivity": analysis.format_metric(metrics, "recall", ci=False),
-            "specificity": analysis.format_metric(metrics, "specificity", ci=False),
+            "AUROC": analysis.format_metric(record.metric("auroc")),
+            "sensitivity": analysis.format_metric(record.metric("recall"), ci=False),
+            "specificity": analysis.format_metric(record.metric("specificity"), ci=False),
             "created": run.created,
             "run id": run.run_id,
             "train dataset": run.train_dataset,
             "model spec": run.model,
-            "threshold": analysis.run_threshold({"config": config}),
+            "threshold": record.threshold,
             "fingerprint": run.fingerprint,
             "status": run.status,
         }
-        row.update({title: analysis.format_metric(metrics, name) for name, title in METRICS})
+        row.update({title: analysis.format_metric(record.metric(name)) for name, title in METRICS})
         rows.append(row)
     return pd.DataFrame(rows, columns=KEY_COLUMNS + MORE_COLUMNS).astype({"n": "Int64"})
 

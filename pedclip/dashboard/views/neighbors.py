@@ -1,4 +1,4 @@
-"""Neighbours: the k nearest cached cases to a case of the store or to an uploaded image."""
+"""Neighbors: the k nearest cached cases to a case of the store or to an uploaded image."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def upload_query(model: dict):
     return access.encode_image(encoder, image), [], None
 
 
-def neighbour_caption(case: dict) -> str:
+def neighbor_caption(case: dict) -> str:
     return (
         f"#{case['rank']} · {ui.case_caption(case)} · distance {analysis.format_distance(case['distance'])} "
         f"(cosine {case['similarity']:.6f})"
@@ -78,14 +78,14 @@ def predictions_table(dataset: str, hits: pd.DataFrame) -> None:
 
 
 def render() -> None:
-    st.title("Neighbours")
+    st.title("Neighbors")
     take_focus()
     picked = ui.pick_model_dataset("nb")
     if picked is None:
         return
     model, dataset = picked
     source = st.radio("Query", [FROM_CASE, FROM_UPLOAD], horizontal=True, key="nb_source")
-    k = st.slider("Neighbours (k)", 1, 24, 6, key="nb_k")
+    k = st.slider("Neighbors (k)", 1, 24, 6, key="nb_k")
     query = case_query(model, dataset) if source == FROM_CASE else upload_query(model)
     if query is None:
         st.info("Upload an image to find its nearest cases.")
@@ -97,12 +97,12 @@ def render() -> None:
         if image is not None:
             left.image(image)
         right.markdown(f"**Query:** {ui.case_caption(case)} · split {case.get('split')}")
-    hits = access.neighbours(ui.store(), model["fingerprint"], dataset, vector, k, exclude)
+    hits = access.neighbors(ui.store(), model["fingerprint"], dataset, vector, k, exclude)
     hits["dataset"] = dataset
     hits["rank"] = hits["rank"] + 1  # #1 is the nearest, in the gallery and the table alike
     hits = hits.merge(ui.dataset_cases(dataset)[["case_id", "patient_id"]], on="case_id", how="left")
     st.subheader(f"{len(hits)} nearest cases")
-    ui.gallery(hits, neighbour_caption, key="nb")
+    ui.gallery(hits, neighbor_caption, key="nb")
     predictions_table(dataset, hits)
 
 

@@ -1,4 +1,5 @@
-"""Leakage and balance audit of a dataset's splits: a pure function of its cases frame."""
+"""Leakage findings: patients and identical images across splits (a dataset's audit), and identical images
+shared with other datasets. Pure functions of cases frames; `pedclip data audit` and the dashboard call them."""
 
 from __future__ import annotations
 
@@ -6,9 +7,8 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
+from pedclip.data.describe import NO_SPLIT, class_balance
 from pedclip.data.labels import CLASS_NAMES
-
-NO_SPLIT = "(none)"
 
 
 @dataclass(frozen=True)
@@ -35,24 +35,6 @@ class AuditReport:
             data["shared_patients"] = dict(list(self.shared_patients.items())[:limit])
             data["cross_split_duplicates"] = self.cross_split_duplicates[:limit]
         return data
-
-
-def _split_names(cases: pd.DataFrame) -> pd.Series:
-    return cases["split"].where(cases["split"].notna(), NO_SPLIT).astype(str)
-
-
-def class_balance(cases: pd.DataFrame, class_names: tuple[str, ...] = CLASS_NAMES) -> dict:
-    """{split: {class name: n, unlabelled: n, total: n}} in train/val/test order, then any others."""
-    splits = _split_names(cases)
-    order = [s for s in ("train", "val", "test") if s in set(splits)] + sorted(
-        set(splits) - {"train", "val", "test"}
-    )
-    balance = {}
-    for split in order:
-        labels = cases.loc[splits == split, "label"]
-        counts = {name: int((labels == index).sum()) for index, name in enumerate(class_names)}
-        balance[split] = {**counts, "unlabelled": int(labels.isna().sum()), "total": int(len(labels))}
-    return balance
 
 
 def shared_patients(cases: pd.DataFrame) -> dict[str, list[str]]:
@@ -93,3 +75,16 @@ def audit_cases(cases: pd.DataFrame, class_names: tuple[str, ...] = CLASS_NAMES)
         within_split_duplicate_cases=int(within),
         conflicting_label_duplicates=int(conflicting),
     )
+
+
+def shared_images(cases: pd.DataFrame, all_cases: pd.DataFrame) -> pd.DataFrame:
+    """Other datasets holding identical images (same sha256) as `cases`: dataset, images (distinct shas).
+
+    Information, not leakage: two datasets may hold the same films on purpose (e.g. with other texts).
+    """
+    name = cases["dataset"].iat[0] if len(cases) else None
+    others = all_cases[
+        (all_cases["dataset"] != name) & all_cases["image_sha256"].isin(set(cases["image_sha256"]))
+    ]
+    counts = others.groupby("dataset")["image_sha256"].nunique()
+    return counts.rename("images").reset_index().sort_values(["images", "dataset"], ascending=[False, True])
