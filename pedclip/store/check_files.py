@@ -141,7 +141,7 @@ def index_findings(store: Store) -> list[Finding]:
                 "faiss-index-mismatch",
                 f"{len(broken) + len(orphans)} FAISS index files do not match the vectors they claim to cover",
                 len(broken) + len(orphans),
-                REPAIR + " (deletes them; the next neighbours query rebuilds the index)",
+                REPAIR + " (deletes them; the next neighbors query rebuilds the index)",
                 safe=True,
                 examples=tuple((broken + orphans)[:3]),
             )
@@ -152,7 +152,7 @@ def index_findings(store: Store) -> list[Finding]:
                 "faiss-index-stale",
                 f"{len(stale)} FAISS indexes lag the store's embeddings",
                 len(stale),
-                "nothing: each is extended or rebuilt on its next neighbours query",
+                "nothing: each is extended or rebuilt on its next neighbors query",
                 safe=False,
                 severity="note",
                 examples=tuple(stale[:3]),

@@ -55,15 +55,8 @@ def _run_cli(argv: list[str], log: str) -> None:
 @pytest.fixture(scope="module")
 def forkserver():
     context = multiprocessing.get_context("forkserver")
-    modules = [
-        "cli.data",
-        "cli.embed",
-        "cli.evaluate",
-        "cli.train",
-        "train.finetune",
-        "eval.rescore",
-        "store.check",
-    ]
+    modules = ("cli.data", "cli.embed", "cli.evaluate", "cli.train", "cli.store", "data.ingest", "embed.pipeline",
+               "models.openclip", "train.finetune", "train.evaluate", "eval.rescore", "store.check_files")  # fmt: skip
     context.set_forkserver_preload(["torch", "open_clip", *(f"pedclip.{m}" for m in modules)])
     warm = context.Process(target=_noop)  # starts the server: later timings are the commands' own
     warm.start()
