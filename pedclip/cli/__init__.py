@@ -28,8 +28,13 @@ def _root(
     ctx: typer.Context,
     home: str = typer.Option(None, "--home", help="working directory (default $PEDCLIP_HOME or ./data)"),
     debug: bool = typer.Option(False, "--debug", help="show tracebacks on errors"),
+    trust_torchscript: bool = typer.Option(
+        False,
+        "--trust-torchscript",
+        help="load TorchScript weights files that are not OpenAI's CLIP files (their code runs when loaded)",
+    ),
 ) -> None:
-    ctx.obj = State(home=home, debug=debug)
+    ctx.obj = State(home=home, debug=debug, trust_torchscript=trust_torchscript)
 
 
 def _register() -> None:
@@ -59,13 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else fail(exc.code)
     except Exception as exc:  # noqa: BLE001 - the last line of defence for a user-facing tool
-        import click
+        from pedclip.cli.usage import parser_error
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            return fail("aborted", code=130)
+        parsed = parser_error(exc, argv)
+        if parsed is not None:
+            if debug:
+                traceback.print_exc()
+            line, code = parsed
+            return fail(line, code=code) if line else code
         if debug:
             traceback.print_exc()
             return 1

@@ -19,6 +19,7 @@ T = TypeVar("T")
 class State:
     home: str | None
     debug: bool
+    trust_torchscript: bool = False  # --trust-torchscript: load any TorchScript weights file (it runs code)
 
     def store(self, create: bool = True) -> Store:
         return Store.open(self.home, create=create)
@@ -36,7 +37,13 @@ def load_model(ctx: typer.Context, spec: str, *, weights=None, device="cpu", dty
 
     check_dtype_hardware(dtype, device or "cpu")
     return load_encoder(
-        spec, weights=weights, device=device or "cpu", dtype=dtype, home=state(ctx).home, runtime=runtime
+        spec,
+        weights=weights,
+        device=device or "cpu",
+        dtype=dtype,
+        home=state(ctx).home,
+        runtime=runtime,
+        trust_torchscript=state(ctx).trust_torchscript,
     )
 
 

@@ -21,10 +21,20 @@ def register(app: typer.Typer) -> None:
             "127.0.0.1", "--host", help="address to bind; 0.0.0.0 exposes it to the network"
         ),
         runtime: Runtime = "auto",
+        token: str = typer.Option(
+            None, "--token", help="access token (required off loopback; generated and printed when omitted)"
+        ),
+        read_only: bool = typer.Option(
+            False, "--read-only", help="browse only: no saved runs, no cached prompts, no uploads"
+        ),
     ) -> None:
         """Open the dashboard (runs, metrics, errors, neighbors, prompt lab, embedding map, data)."""
+        from pedclip.dashboard.door import door_token
         from pedclip.dashboard.launch import launch
 
         paths = Paths.at(home or state(ctx).home)
-        typer.echo(f"pedclip dashboard on http://{host}:{port} for {paths.home} (Ctrl-C stops it)", err=True)
-        launch(paths, port, host, runtime)
+        needed = door_token(host, token)
+        url = f"http://{host}:{port}/" + (f"?token={needed}" if needed else "")
+        mode = ", read-only" if read_only else ""
+        typer.echo(f"pedclip dashboard on {url} for {paths.home}{mode} (Ctrl-C stops it)", err=True)
+        launch(paths, port, host, runtime, needed, read_only)

@@ -88,6 +88,12 @@ def embed(
     )
     for failure in report.failures:
         typer.echo(f"skipped {', '.join(failure.case_ids)}: {failure.reason}", err=True)
+    if report.changed:
+        typer.echo(
+            f"{report.changed} image(s) of {dataset} changed since ingest and were skipped: run `pedclip data"
+            " ingest ...` again for this dataset, then embed",
+            err=True,
+        )
 
 
 class _ProgressBar:

@@ -46,7 +46,7 @@ def finetune_command(
     """Fine-tune both towers contrastively; save, register and embed the best checkpoint as local:DIR."""
     from pedclip.train.finetune import finetune
 
-    config = _config(model=model, dataset=dataset, **training)
+    config = _config(model=model, dataset=dataset, trust_torchscript=state(ctx).trust_torchscript, **training)
     result = finetune(state(ctx).store(create=False), config, progress=_epoch_printer(not as_json))
     if as_json:
         emit_json(result.as_dict())
@@ -86,7 +86,9 @@ def transfer_command(
     """Fine-tune on --from, evaluate zero-shot on --to with the fine-tuning prompts (Table 4)."""
     from pedclip.train.transfer import transfer
 
-    config = _config(model=model, dataset=from_dataset, **training)
+    config = _config(
+        model=model, dataset=from_dataset, trust_torchscript=state(ctx).trust_torchscript, **training
+    )
     result = transfer(
         state(ctx).store(create=False),
         config,

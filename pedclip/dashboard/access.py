@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 from pedclip.config import Paths
+from pedclip.dashboard import door
+from pedclip.errors import PedclipError
 from pedclip.eval.prompts import PromptSet, prompt_set_from_dict
 from pedclip.eval.workspace import Workspace
 from pedclip.store import Store
@@ -231,6 +233,8 @@ def rescore(
 
 def save_rescore(workspace: Workspace, encoder, rescored: Rescored, name: str) -> str:
     """Save a prompt-lab result as a run (kind rescore), with its prompts' vectors, and return its id."""
+    if door.read_only():
+        raise PedclipError("this dashboard is read-only (--read-only); runs are saved with `pedclip rescore`")
     store = workspace.store
     workspace.persist_prompts(encoder, rescored.prompt_set)
     run = dict(rescored.run)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pedclip.dashboard import ui
+from pedclip.dashboard import door, ui
 
 PAGES = (
     ("views/runs.py", "Runs", ":material/table_chart:"),
@@ -30,8 +30,28 @@ def empty_store_page() -> None:
     )
 
 
+ADMITTED_KEY = "door_admitted"
+
+
+def admitted() -> bool:
+    """The door: with a token set (`pedclip dashboard` off loopback or with --token), nothing renders and no
+    widget exists (no upload, no save) until this session has shown it once as `?token=...`."""
+    if st.session_state.get(ADMITTED_KEY):
+        return True
+    if door.admits(door.expected_token(), st.query_params.get("token")):
+        st.session_state[ADMITTED_KEY] = True
+        return True
+    st.title("pedclip")
+    st.error(
+        "This dashboard needs its access token: open the address `pedclip dashboard` printed (?token=...)."
+    )
+    return False
+
+
 def main() -> None:
     st.set_page_config(page_title="pedclip", page_icon=":material/pulmonology:", layout="wide")
+    if not admitted():
+        return
     summary = ui.summary()
     if summary.empty:
         st.navigation([st.Page(empty_store_page, title="Start here", url_path="start")]).run()

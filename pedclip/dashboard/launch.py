@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from pedclip.config import HOME_ENV, RUNTIME_ENV, Paths
+from pedclip.dashboard.door import READ_ONLY_ENV, TOKEN_ENV
 from pedclip.dashboard.thumbs import MAX_UPLOAD_BYTES
 from pedclip.errors import PedclipError, require
 
@@ -47,19 +48,32 @@ def streamlit_command(port: int, host: str) -> list[str]:
     ]
 
 
-def dashboard_env(paths: Paths, runtime: str = "auto") -> dict[str, str]:
-    """The environment the app runs in: this PEDCLIP_HOME, the encoders' runtime, streamlit's telemetry off."""
-    return {
-        **os.environ,
-        HOME_ENV: str(paths.home),
-        RUNTIME_ENV: runtime,
-        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
-    }
+def dashboard_env(
+    paths: Paths, runtime: str = "auto", token: str | None = None, read_only: bool = False
+) -> dict[str, str]:
+    """The environment the app runs in: this PEDCLIP_HOME, the encoders' runtime, the door's token and
+    read-only flag (in the environment, not argv, so `ps` does not show the token), streamlit's telemetry off."""
+    env = {k: v for k, v in os.environ.items() if k not in (TOKEN_ENV, READ_ONLY_ENV)}
+    env.update(
+        {HOME_ENV: str(paths.home), RUNTIME_ENV: runtime, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    )
+    if token:
+        env[TOKEN_ENV] = token
+    if read_only:
+        env[READ_ONLY_ENV] = "1"
+    return env
 
 
-def launch(paths: Paths, port: int = 8501, host: str = "127.0.0.1", runtime: str = "auto") -> None:
+def launch(
+    paths: Paths,
+    port: int = 8501,
+    host: str = "127.0.0.1",
+    runtime: str = "auto",
+    token: str | None = None,
+    read_only: bool = False,
+) -> None:
     """Replace this process with the streamlit server (so Ctrl-C and signals reach it directly)."""
     require("streamlit", "dashboard")
     require("plotly", "dashboard")
     command = streamlit_command(port, host)
-    os.execve(command[0], command, dashboard_env(paths, runtime))
+    os.execve(command[0], command, dashboard_env(paths, runtime, token, read_only))

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 from PIL import Image
 
-from pedclip.data.imaging import ImageDecodeError, uint16_image
+from pedclip.data.imaging import ImageDecodeError, pixel_limit, uint16_image
 from pedclip.errors import require
 
 # Tags a clinician slices by, kept as case attributes (attribute name -> DICOM keyword).
@@ -30,20 +30,44 @@ TAGS = {
 }
 
 
-def decode_dicom(data: bytes, name: str) -> tuple[Image.Image, dict]:
-    """(image, tags) of a DICOM file's first frame; ImageDecodeError with the reason when unreadable."""
+def decode_dicom(data: bytes, name: str, max_pixels: int | None = None) -> tuple[Image.Image, dict]:
+    """(image, tags) of a DICOM file's first frame; ImageDecodeError with the reason when unreadable or when
+    it declares more pixels than `pixel_limit(max_pixels)` (checked before any pixel data is decoded)."""
     pydicom = require("pydicom", "dicom")
     try:
         with warnings.catch_warnings():  # pydicom warns about every sloppy tag; the reason we raise is enough
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(io.BytesIO(data), force=True)
+            check_declared_pixels(ds, name, pixel_limit(max_pixels))
             pixels = ds.pixel_array
+    except ImageDecodeError:
+        raise
     except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds; all mean "unreadable"
         raise ImageDecodeError(f"{name} is not a readable DICOM image ({type(exc).__name__}: {exc})") from exc
     if int(ds.get("NumberOfFrames", 1) or 1) > 1:
         pixels = pixels[0]
     image = _color_image(pixels) if int(ds.get("SamplesPerPixel", 1)) > 1 else _gray_image(pixels, ds, name)
     return image, dicom_tags(ds)
+
+
+def check_declared_pixels(ds, name: str, limit: int | None) -> None:
+    """Rows x Columns x frames x samples from the header against the limit: pydicom decodes every frame
+    (an RLE file of 1.6 MB can declare 10000x10000), so this runs before `pixel_array`."""
+    if limit is None:
+        return
+    try:
+        dims = [
+            int(ds.get(k) or d)
+            for k, d in (("Rows", 0), ("Columns", 0), ("NumberOfFrames", 1), ("SamplesPerPixel", 1))
+        ]
+    except (TypeError, ValueError) as exc:
+        raise ImageDecodeError(f"{name} has an unreadable image size in its DICOM header ({exc})") from exc
+    rows, columns, frames, samples = dims
+    if rows * columns * frames * samples > limit:
+        raise ImageDecodeError(
+            f"{name} declares {columns}x{rows} pixels x {frames} frame(s) x {samples} sample(s), over the limit"
+            f" of {limit} (decompression bomb guard)"
+        )
 
 
 def _gray_image(pixels: np.ndarray, ds, name: str) -> Image.Image:

@@ -33,6 +33,22 @@ class ImageDecodeError(PedclipError):
     """A file (or a member of one) that is not a decodable image; the message says why."""
 
 
+class ImageChangedError(ImageDecodeError):
+    """A file whose bytes no longer hash to the sha256 recorded at ingest: its pixels must not be stored under it."""
+
+
+def check_sha256(data: bytes | memoryview, expected: str | None, name: str) -> None:
+    """The bytes read for embedding or training are the bytes ingest recorded (hashed where they were read)."""
+    if expected is None:
+        return
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        raise ImageChangedError(
+            f"{name} changed since ingest (sha256 {actual[:12]}, recorded {expected[:12]}); run `pedclip data"
+            " ingest ...` again for its dataset"
+        )
+
+
 def is_dicom_name(name: str) -> bool:
     return str(name).lower().endswith(DICOM_SUFFIXES)
 
@@ -48,14 +64,16 @@ def load_image(
     *,
     max_pixels: int | None = None,
     reduce_to: Callable[[int, int], tuple[int, int]] | None = None,
+    expected_sha256: str | None = None,
 ) -> Image.Image:
     """Decode one image: a file, a DICOM, or `member` of an npz ('train:12' = train_images[12]).
+    With `expected_sha256` the bytes read (an npz member's array bytes) must hash to it (ImageChangedError).
 
     `reduce_to(width, height)` -> the smallest size a JPEG may be decoded at: the decoder then scales by 1/2,
     1/4 or 1/8 in the DCT domain (PIL's draft) while staying at or above it. Other formats ignore it."""
     path = Path(path)
     if member is not None:
-        return load_npz_member(path, member)
+        return load_npz_member(path, member, expected_sha256)
     if path.suffix.lower() == ".npz":
         raise ImageDecodeError(
             f"{path.name} is an npz archive; address one image in it as member 'SPLIT:INDEX'"
@@ -66,6 +84,7 @@ def load_image(
         raise ImageDecodeError(f"{path} does not exist; check the path or re-ingest the dataset") from exc
     except OSError as exc:
         raise ImageDecodeError(f"{path} cannot be read ({exc.strerror or exc})") from exc
+    check_sha256(data, expected_sha256, str(path))
     return load_image_bytes(data, path.name, max_pixels=max_pixels, reduce_to=reduce_to)
 
 
@@ -82,7 +101,7 @@ def load_image_bytes(
     if is_dicom_name(name) or looks_like_dicom(data):
         from pedclip.data.dicom import decode_dicom
 
-        return decode_dicom(data, name)[0]
+        return decode_dicom(data, name, max_pixels=max_pixels)[0]
     img = _open_checked(data, name, max_pixels)
     if reduce_to is not None and img.format == "JPEG":
         img.draft(img.mode, reduce_to(*img.size))
@@ -100,7 +119,7 @@ def inspect_bytes(data: bytes, name: str, *, max_pixels: int | None = None) -> t
     if is_dicom_name(name) or looks_like_dicom(data):
         from pedclip.data.dicom import decode_dicom
 
-        img, tags = decode_dicom(data, name)
+        img, tags = decode_dicom(data, name, max_pixels=max_pixels)
         return img.width, img.height, img.mode, tags
     img = _open_checked(data, name, max_pixels)
     width, height = img.size
@@ -169,6 +188,15 @@ def _gray_on_black(img: Image.Image) -> Image.Image:
     """LA composited onto black: gray * alpha / 255, rounded."""
     gray, alpha = (np.asarray(band, dtype=np.uint16) for band in img.split())
     return Image.fromarray(((gray * alpha + 127) // 255).astype(np.uint8), mode="L")
+
+
+def pixel_limit(max_pixels: int | None) -> int | None:
+    """The most pixels any image may declare: `max_pixels` when given, never above Pillow's bomb guard
+    (whose warning is an error here); the same limit for PNG/JPEG and DICOM."""
+    guard = Image.MAX_IMAGE_PIXELS
+    if max_pixels is None or guard is None:
+        return max_pixels if guard is None else guard
+    return min(max_pixels, guard)
 
 
 def _open_checked(data: bytes, name: str, max_pixels: int | None) -> Image.Image:
@@ -266,19 +294,24 @@ def _read_npz_array(path: Path, split: str) -> np.ndarray:
             return archive[f"{split}_images"]
     except KeyError as exc:
         raise ImageDecodeError(f"{path.name} has no array {split}_images; members are SPLIT:INDEX") from exc
-    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+    except ValueError as exc:
+        why = "holds Python objects, which pedclip does not unpickle" if "allow_pickle" in str(exc) else exc
+        raise ImageDecodeError(f"{path.name}: {split}_images is not a readable array ({why})") from exc
+    except (OSError, zipfile.BadZipFile) as exc:
         raise ImageDecodeError(f"{path} is not a readable npz file ({exc})") from exc
 
 
-def load_npz_member(path: Path, member: str) -> Image.Image:
-    """One image of an npz file, addressed 'split:index'."""
+def load_npz_member(path: Path, member: str, expected_sha256: str | None = None) -> Image.Image:
+    """One image of an npz file, addressed 'split:index' (its array bytes checked against `expected_sha256`)."""
     split, index = parse_member(member)
     if not path.is_file():
         raise ImageDecodeError(f"{path} does not exist; check the path or re-ingest the dataset")
     images = NPZ_ARRAYS.get(path, split)
     if index >= len(images):
         raise ImageDecodeError(f"{path.name} has no image {member!r} ({split}_images has {len(images)})")
-    return array_to_image(images[index], f"{path.name}[{member}]")
+    image = np.ascontiguousarray(images[index])
+    check_sha256(image.reshape(-1).view(np.uint8).data, expected_sha256, f"{path}[{member}]")
+    return array_to_image(image, f"{path.name}[{member}]")
 
 
 def array_to_image(array: np.ndarray, name: str) -> Image.Image:

@@ -32,6 +32,7 @@ from pedclip.data.readers_tree import (
     walk_files,
 )
 from pedclip.errors import PedclipError
+from pedclip.lifetime import pool_initializer
 from pedclip.store.cases import CaseRow, IngestError
 
 FORMATS = ("auto", "kermany", "study", "folders", "csv", "npz", "dicom")
@@ -170,7 +171,10 @@ def inspect_items(
         yield from (_record(item, result) for item, result in zip(items, results, strict=True))
         return
     context = multiprocessing.get_context(_start_method())
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    initializer, initargs = pool_initializer()  # workers die with this process, even on SIGKILL
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=initializer, initargs=initargs
+    ) as pool:
         results = pool.map(
             inspect_file, paths, limits, chunksize=max(1, min(32, len(paths) // (workers * 8)))
         )

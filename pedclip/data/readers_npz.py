@@ -56,16 +56,29 @@ def _labels(raw: np.ndarray, split: str, n: int, path: Path) -> np.ndarray:
     return labels[:, 0]
 
 
+def npz_array(archive, name: str, path: Path) -> np.ndarray:
+    """One array of an open npz; an array of Python objects (which only unpickling could read) is one line."""
+    try:
+        return archive[name]
+    except ValueError as exc:
+        if "allow_pickle" not in str(exc):
+            raise PedclipError(f"{path.name}: {name} cannot be read ({exc})") from exc
+        raise PedclipError(
+            f"{path.name}: {name} is an array of Python objects, which pedclip does not unpickle; save it as a"
+            " numeric array (uint8 or uint16 images, integer labels), as MedMNIST does"
+        ) from exc
+
+
 def read_npz(path: Path) -> Iterator[CaseRow | IngestError]:
     """One CaseRow per image (sha256 of its array bytes); labels other than 0/1 become IngestErrors."""
     with np.load(path, allow_pickle=False) as archive:
         for split in npz_splits(path):
-            images = archive[f"{split}_images"]
+            images = npz_array(archive, f"{split}_images", path)
             if images.dtype not in (np.uint8, np.uint16):
                 raise PedclipError(
                     f"{path.name}: {split}_images has dtype {images.dtype}; expected uint8 or uint16"
                 )
-            labels = _labels(archive[f"{split}_labels"], split, len(images), path)
+            labels = _labels(npz_array(archive, f"{split}_labels", path), split, len(images), path)
             yield from _split_rows(path, split, np.ascontiguousarray(images), labels)
 
 

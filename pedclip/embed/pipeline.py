@@ -74,6 +74,11 @@ class EmbedReport:
         return len(self.failures)
 
     @property
+    def changed(self) -> int:
+        """Images skipped because their file changed since ingest (counted among `failed`)."""
+        return sum(f.changed for f in self.failures)
+
+    @property
     def decoded(self) -> int:
         return self.embedded - self.pixel_cache_hits
 
@@ -85,7 +90,12 @@ class EmbedReport:
     def as_dict(self) -> dict:
         out = asdict(self)
         out["failures"] = [f.as_dict() for f in self.failures]
-        out.update(failed=self.failed, decoded=self.decoded, images_per_s=round(self.images_per_s, 2))
+        out.update(
+            failed=self.failed,
+            changed=self.changed,
+            decoded=self.decoded,
+            images_per_s=round(self.images_per_s, 2),
+        )
         out["seconds"] = {k: round(v, 4) for k, v in self.seconds.items()}
         return out
 

@@ -20,14 +20,15 @@ from PIL import Image
 from pedclip.errors import PedclipError
 from pedclip.models.base import PreprocessConfig, draft_floor, geometry
 
-Decoder = Callable[[str, "str | None"], Image.Image]
+# (path, npz member or None, the sha256 ingest recorded or None) -> image; the bytes read must hash to the sha
+Decoder = Callable[[str, "str | None", "str | None"], Image.Image]
 
 
-def default_decoder(path: str, member: str | None = None) -> Image.Image:
+def default_decoder(path: str, member: str | None = None, expected_sha256: str | None = None) -> Image.Image:
     """The project's image decoder (pedclip.data.imaging), imported lazily so worker processes stay light."""
     from pedclip.data.imaging import load_image
 
-    return load_image(path, member)
+    return load_image(path, member, expected_sha256=expected_sha256)
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,17 @@ class DraftDecoder:
 
     config: PreprocessConfig
 
-    def __call__(self, path: str, member: str | None = None) -> Image.Image:
+    def __call__(
+        self, path: str, member: str | None = None, expected_sha256: str | None = None
+    ) -> Image.Image:
         from pedclip.data.imaging import load_image
 
-        return load_image(path, member, reduce_to=lambda w, h: draft_floor(w, h, self.config))
+        return load_image(
+            path,
+            member,
+            reduce_to=lambda w, h: draft_floor(w, h, self.config),
+            expected_sha256=expected_sha256,
+        )
 
 
 @dataclass(frozen=True)
@@ -96,12 +104,13 @@ def cached_geometry(
     member: str | None,
     decoder: Decoder = default_decoder,
 ) -> tuple[np.ndarray, bool]:
-    """(geometry array, came from the cache). Decodes and fills the cache on a miss."""
+    """(geometry array, came from the cache). Decodes and fills the cache on a miss; the decoder checks the
+    bytes against `sha256` first, so an entry is only ever written under the hash of what was decoded."""
     if cache is not None:
         hit = cache.get(sha256)
         if hit is not None:
             return hit, True
-    array = geometry(decoder(path, member), config)
+    array = geometry(decoder(path, member, sha256), config)
     if cache is not None:
         cache.put(sha256, array)
     return array, False
@@ -113,12 +122,16 @@ def load_pixels(
     cases: pd.DataFrame,
     decode_missing: bool = True,
     decoder: Decoder = default_decoder,
+    changed: list[int] | None = None,
 ) -> list[np.ndarray]:
     """`geometry` arrays for the rows of `cases` (columns image_sha256, path, member), in row order.
 
     Cached arrays are read back; a miss is decoded and cached when `decode_missing`, else it raises.
-    Feed the result (or a slice of it) to `encoder.normalize` for a model batch.
+    A file changed since ingest raises ImageChangedError, or, given a `changed` list, is skipped and its row
+    position appended there. Feed the result (or a slice of it) to `encoder.normalize` for a model batch.
     """
+    from pedclip.data.imaging import ImageChangedError
+
     cache = PixelCache(Path(pixel_root), config)
     members = cases["member"] if "member" in cases else [None] * len(cases)
     out = []
@@ -132,6 +145,12 @@ def load_pixels(
                     "run `pedclip embed` for its dataset first or pass decode_missing=True"
                 )
         else:
-            array, _ = cached_geometry(cache, config, sha, path, member, decoder)
+            try:
+                array, _ = cached_geometry(cache, config, sha, path, member, decoder)
+            except ImageChangedError:
+                if changed is None:
+                    raise
+                changed.append(len(out) + len(changed))
+                continue
         out.append(array)
     return out

@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pedclip.data.imaging import ImageChangedError
 from pedclip.embed.pixels import Decoder, PixelCache, cached_geometry, default_decoder
 from pedclip.errors import PedclipError
+from pedclip.lifetime import pool_initializer
 from pedclip.models.base import PreprocessConfig
 
 # What a bad file can raise while being decoded or resized; anything else is a bug and propagates.
@@ -42,6 +44,7 @@ class ReadFailure:
     member: str | None
     case_ids: tuple[str, ...]
     reason: str
+    changed: bool = False  # the file's bytes no longer match the sha256 ingest recorded
 
     def as_dict(self) -> dict:
         return {
@@ -49,6 +52,7 @@ class ReadFailure:
             "path": self.path,
             "member": self.member,
             "reason": self.reason,
+            "changed": self.changed,
         }
 
 
@@ -75,8 +79,11 @@ def read_batch(
         try:
             array, hit = cached_geometry(cache, config, ref.sha256, ref.path, ref.member, decoder)
         except DECODE_ERRORS as exc:
-            reason = f"cannot read image: {type(exc).__name__}: {exc}"
-            batch.failures.append(ReadFailure(ref.sha256, ref.path, ref.member, ref.case_ids, reason))
+            changed = isinstance(exc, ImageChangedError)
+            reason = str(exc) if changed else f"cannot read image: {type(exc).__name__}: {exc}"
+            batch.failures.append(
+                ReadFailure(ref.sha256, ref.path, ref.member, ref.case_ids, reason, changed)
+            )
             continue
         batch.shas.append(ref.sha256)
         batch.arrays.append(array)
@@ -105,7 +112,10 @@ def read_batches(
             yield read_batch(chunk, config, root, decoder)
         return
     context = multiprocessing.get_context(start_method)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    initializer, initargs = pool_initializer()  # workers die with this process, even on SIGKILL
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=initializer, initargs=initargs
+    ) as pool:
         pending: deque[Future[ReadBatch]] = deque()
         chunks = _chunks(refs, batch_size)
         for chunk in chunks:

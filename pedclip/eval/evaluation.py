@@ -16,6 +16,7 @@ from pedclip.errors import PedclipError
 from pedclip.eval.bootstrap import BootstrapConfig, metrics_with_ci
 from pedclip.eval.metrics import Metric, youden_threshold
 from pedclip.store import Store
+from pedclip.store.cases import split_names
 from pedclip.store.embeddings import case_vectors
 from pedclip.store.runs import new_run_id, save_run
 
@@ -62,6 +63,8 @@ def labelled_vectors(
     store: Store, fingerprint: str, spec: str, dataset: str, splits: Sequence[str] | None
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Cases (with a label and an embedding) of these splits and their vectors; a clear error when none."""
+    if splits:
+        check_splits(store, dataset, splits)
     frame, vectors = case_vectors(store, fingerprint, dataset, list(splits) if splits else None)
     keep = frame["label"].notna().to_numpy()
     frame, vectors = frame[keep].reset_index(drop=True), vectors[keep]
@@ -73,6 +76,23 @@ def labelled_vectors(
         )
     frame["label"] = frame["label"].astype(int)
     return frame, vectors
+
+
+def check_splits(store: Store, dataset: str, splits: Sequence[str]) -> None:
+    """Every requested split is one the dataset has; else one line naming it and the real choices."""
+    known = split_names(store, dataset)
+    unknown = [s for s in splits if s not in known]
+    if not unknown:
+        return
+    if not known:
+        raise PedclipError(
+            f"dataset {dataset!r} has no splits, so split {unknown[0]!r} is empty; run `pedclip data split"
+            f" {dataset}` or pass --split all"
+        )
+    raise PedclipError(
+        f"unknown split {unknown[0]!r} for dataset {dataset!r}; use one of {', '.join(known)}, several joined"
+        " by + (e.g. val+test) or all"
+    )
 
 
 def choose_threshold(

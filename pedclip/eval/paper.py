@@ -1,7 +1,7 @@
 """The study's Tables 1-4: published numbers, the `paper` protocol and the `sound` protocol side by side.
 
 Table 1 counts cases. Table 2 runs zero-shot now (from cached embeddings). Tables 3 and 4 are read from
-the store's `finetune` and `transfer` runs (written by `pedclip train`) of models whose parent is the
+the store's `finetune` and `transfer` runs (written by `pedclip finetune` and `pedclip transfer`) of models whose parent is the
 given CLIP / MedCLIP; a cell without such a run says "not run". For Table 4's paper-protocol MedCLIP
 rows the study's checkpoint bug is reproduced when possible (audit section 1: both rows used the
 UCSD-fine-tuned model, scored with the 12 COVID prompts and the prompt-count search, pooled splits).

@@ -269,18 +269,14 @@ FEW_TEXTS = 16  # up to this many prompts (a rescore, a prompt-lab edit) are enc
 def _one_thread_on_cpu(device: str, wanted: bool):
     """A handful of prompts is latency-bound: a second intra-op thread gains ~nothing on a quiet CPU and
     costs 10x when another process holds the other core (measured: 55 ms vs 540-750 ms for 2 ViT-B-32
-    prompts). Restores the thread count afterwards."""
-    import torch
+    prompts). Restores the thread count when the last concurrent caller leaves."""
+    from pedclip.threads import thread_count
 
-    if not wanted or not str(device).startswith("cpu") or torch.get_num_threads() == 1:
+    if not wanted or not str(device).startswith("cpu"):
         yield
         return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with thread_count("torch").limit(1):  # shared by concurrent dashboard sessions: set and restored once
         yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _to_device(tokens: object, device: str) -> object:

@@ -35,8 +35,49 @@ def is_torchscript(path: Path) -> bool:
     return any(n.endswith("constants.pkl") for n in names) and any("/code/" in n for n in names)
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A plain, `{'state_dict': ...}`, `module.`-prefixed, safetensors or TorchScript checkpoint -> state dict."""
+UNREADABLE_WEIGHTS = (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError)
+
+
+def unreadable_weights(label: str, exc: BaseException, expected: str) -> PedclipError:
+    """One line for a weights file torch cannot read (empty, truncated, not a pickle of tensors): what is wrong
+    in a few words, never torch's advice to retry with weights_only=False (that would run the file's code)."""
+    if isinstance(exc, EOFError) or "EOF" in str(exc)[:200]:
+        why = "it is empty or truncated"
+    elif isinstance(exc, pickle.UnpicklingError) or "weights_only" in str(exc):
+        why = "it is not a PyTorch file of tensors (pedclip never unpickles code)"
+    else:
+        why = " ".join(str(exc).split())[:160] or type(exc).__name__
+    return PedclipError(f"cannot read weights file {label!r}: {why}; pass {expected}")
+
+
+def openai_torchscript_sha256s() -> frozenset[str]:
+    """sha256 of OpenAI's published CLIP TorchScript files: open_clip's pretrained table names each in its URL
+    (openaipublic.azureedge.net/clip/models/<sha256>/<name>.pt)."""
+    import open_clip
+
+    digests = set()
+    for name, tag in open_clip.list_pretrained():
+        url = open_clip.get_pretrained_cfg(name, tag).get("url", "")
+        if "openaipublic" in url:
+            digests.add(url.rstrip("/").split("/")[-2])
+    return frozenset(digests)
+
+
+def check_torchscript_trusted(path: Path, trust: bool) -> None:
+    """TorchScript runs the archive's code (`__setstate__`) when loaded: only OpenAI's own files, or on request."""
+    if trust or file_sha256(path) in openai_torchscript_sha256s():
+        return
+    raise PedclipError(
+        f"refusing to load {str(path)!r}: it is a TorchScript archive, whose code runs when it is loaded, and it"
+        " is not one of OpenAI's published CLIP checkpoints (by sha256); convert it to a state dict where you"
+        " trust it (torch.save(torch.jit.load(FILE).state_dict(), 'weights.pt')) or, if you trust its source,"
+        " rerun as `pedclip --trust-torchscript ...`"
+    )
+
+
+def read_state_dict(path: Path, trust_torchscript: bool = False) -> dict[str, torch.Tensor]:
+    """A plain, `{'state_dict': ...}`, `module.`-prefixed, safetensors or TorchScript checkpoint -> state dict.
+    TorchScript only when trusted (`check_torchscript_trusted`)."""
     import torch
 
     path = Path(path)
@@ -46,15 +87,14 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path), device="cpu")
     try:
         if is_torchscript(path):  # OpenAI's JIT file: weights_only cannot read it (audit section 4)
+            check_torchscript_trusted(path, trust_torchscript)
             with warnings.catch_warnings():  # torch deprecates jit.load, but OpenAI's file exists only as JIT
                 warnings.simplefilter("ignore", FutureWarning)
                 checkpoint = torch.jit.load(str(path), map_location="cpu").state_dict()
         else:
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-        raise PedclipError(
-            f"cannot read weights file {str(path)!r} ({exc}); pass a state dict, safetensors or JIT file"
-        ) from exc
+    except UNREADABLE_WEIGHTS as exc:
+        raise unreadable_weights(str(path), exc, "a state dict, safetensors or OpenAI JIT file") from exc
     if isinstance(checkpoint, dict) and isinstance(checkpoint.get("state_dict"), dict):
         checkpoint = checkpoint["state_dict"]
     if not isinstance(checkpoint, dict) or not checkpoint:

@@ -8,6 +8,7 @@ also hold open_clip's own `open_clip_config.json`; MedCLIP ones hold the release
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def read_manifest(folder: Path) -> dict:
     path = folder / MANIFEST
     if not path.is_file():
         raise PedclipError(
-            f"{str(folder)!r} is not a pedclip checkpoint (no {MANIFEST}); pass a folder written by pedclip train"
+            f"{str(folder)!r} is not a pedclip checkpoint (no {MANIFEST}); pass a folder written by `pedclip finetune`"
         )
     return json.loads(path.read_text())
 
@@ -100,6 +101,29 @@ def weights_path(folder: Path, manifest: dict) -> Path:
     return weights
 
 
+CONFIG_SUFFIXES = (
+    ".json",
+    ".txt",
+    ".model",
+)  # open_clip_config.json, MedCLIP's vision/ and text/ configs, vocab
+
+
+def folder_weights_id(folder: Path, manifest: dict) -> str:
+    """The identity of everything in the folder the loaders read: the weights file's sha256 and, by content,
+    every config and tokenizer file beside it (open_clip_config.json's quick_gelu changes the vectors too).
+    The manifest is not hashed here: its arch and preprocess enter the fingerprint themselves."""
+    weights = weights_path(folder, manifest)
+    digest = hashlib.sha256()
+    configs = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix in CONFIG_SUFFIXES and p.name != MANIFEST and p != weights
+    )
+    for path in configs:
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{file_sha256(path)}\n".encode())
+    return f"{file_sha256(weights)}+configs:{digest.hexdigest()[:16]}"
+
+
 def manifest_preprocess(manifest: dict) -> PreprocessConfig:
     return PreprocessConfig(
         **{k: tuple(v) if isinstance(v, list) else v for k, v in manifest["preprocess"].items()}
@@ -110,7 +134,7 @@ def load_folder(folder: Path, spec: str, options: LoadOptions) -> Encoder:
     """A checkpoint folder -> Encoder; weights identity is the sha256 of its safetensors file."""
     manifest = read_manifest(folder)
     weights = weights_path(folder, manifest)
-    weights_id, parent = file_sha256(weights), manifest.get("parent_fingerprint")
+    weights_id, parent = folder_weights_id(folder, manifest), manifest.get("parent_fingerprint")
     preprocess = manifest_preprocess(manifest)
     if manifest["family"] == "openclip":
         from pedclip.models.openclip import open_clip_module, tokenizer_for, wrap_model
@@ -147,7 +171,7 @@ def folder_fingerprint(folder: Path, options: LoadOptions) -> str:
     """Manifest + safetensors sha256, no model built. open_clip: arch and preprocess from the manifest (as the
     loader takes them); MedCLIP: arch from the folder's vision/ and text/ configs (as the loader derives it)."""
     manifest = read_manifest(folder)
-    weights_id = file_sha256(weights_path(folder, manifest))
+    weights_id = folder_weights_id(folder, manifest)
     if manifest["family"] == "openclip":
         preprocess = manifest_preprocess(manifest).as_dict()
         return fingerprint_of("openclip", manifest["arch"], weights_id, preprocess, options.dtype)
@@ -163,7 +187,7 @@ def local_folder(spec: ModelSpec) -> Path:
     folder = Path(spec.name).expanduser()
     if not folder.is_dir():
         raise PedclipError(
-            f"local checkpoint folder {spec.name!r} does not exist; pass a folder written by pedclip train"
+            f"local checkpoint folder {spec.name!r} does not exist; pass a folder written by `pedclip finetune`"
         )
     return folder.resolve()
 
@@ -220,7 +244,7 @@ def list_local(options: LoadOptions) -> list[dict]:
         {
             "spec": "local:DIR",
             "family": "local",
-            "needs": "a folder written by pedclip train",
+            "needs": "a folder written by `pedclip finetune`",
             "weights_present": None,
             "weights_at": "",
         }

@@ -19,7 +19,14 @@ import torch
 from pedclip.config import Paths
 from pedclip.errors import PedclipError
 from pedclip.models.base import Encoder, PreprocessConfig, fingerprint_of, torch_dtype
-from pedclip.models.checkpoint import cached_hub_file, cast_module, file_sha256, hf_offline
+from pedclip.models.checkpoint import (
+    UNREADABLE_WEIGHTS,
+    cached_hub_file,
+    cast_module,
+    file_sha256,
+    hf_offline,
+    unreadable_weights,
+)
 from pedclip.models.medclip_arch import RESNET_WIDTH, MedCLIP, Text, VisionResNet, VisionViT
 from pedclip.models.medclip_layout import load_released
 from pedclip.models.registry import LoadOptions, register, register_fingerprint
@@ -121,7 +128,25 @@ def _zip_member(path: Path) -> str:
 
 
 def read_weights(source: WeightsSource) -> dict[str, torch.Tensor]:
-    """The released state dict (torch pickle read with weights_only=True, or safetensors)."""
+    """The released state dict (torch pickle read with weights_only=True, or safetensors); an unreadable or
+    empty file is one line."""
+    label = f"{source.path}:{source.member}" if source.member else str(source.path)
+    try:
+        state = _read_weights(source)
+    except UNREADABLE_WEIGHTS as exc:
+        raise unreadable_weights(label, exc, "MedCLIP's released pytorch_model.bin (or its zip)") from exc
+    except Exception as exc:  # safetensors raises its own SafetensorError (an Exception) on a corrupt file
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        raise unreadable_weights(label, exc, "MedCLIP's released pytorch_model.bin (or its zip)") from exc
+    if not isinstance(state, dict) or not state:
+        raise PedclipError(
+            f"weights file {label!r} holds no state dict; pass MedCLIP's released pytorch_model.bin"
+        )
+    return state
+
+
+def _read_weights(source: WeightsSource):
     name = source.member or source.path.name
     if source.member is not None:
         with zipfile.ZipFile(source.path) as archive:

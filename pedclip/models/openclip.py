@@ -19,6 +19,7 @@ from pedclip.models.checkpoint import (
     is_torchscript,
     quiet_root_logger,
     read_state_dict,
+    unreadable_weights,
 )
 from pedclip.models.openclip_config import (
     CONFIG_DIR,
@@ -110,7 +111,7 @@ def build_untrained(name: str, seed: int) -> torch.nn.Module:
         return oc.create_model(name, pretrained=None, precision="fp32", device="cpu")
 
 
-def load_weights_file(model: torch.nn.Module, path: Path) -> None:
+def load_weights_file(model: torch.nn.Module, path: Path, trust_torchscript: bool = False) -> None:
     """State dict (.pt/.bin/.pth, maybe {'state_dict'} or 'module.'), safetensors or OpenAI's JIT file; strict."""
     oc = open_clip_module()
     jit = is_torchscript(path)
@@ -122,19 +123,21 @@ def load_weights_file(model: torch.nn.Module, path: Path) -> None:
         )
     try:
         if jit:  # OpenAI's JIT file: read with torch.jit.load, never unpickled with weights_only=False
-            model.load_state_dict(jit_state_dict(path, model), strict=True)
+            model.load_state_dict(jit_state_dict(path, model, trust_torchscript), strict=True)
         else:
             oc.load_checkpoint(model, str(path), strict=True, weights_only=True)
-    except (RuntimeError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+    except (EOFError, pickle.UnpicklingError) as exc:
+        raise unreadable_weights(str(path), exc, "a state dict, safetensors or OpenAI JIT file") from exc
+    except (RuntimeError, KeyError, ValueError) as exc:
         first = " ".join(str(exc).split())[:300]
         raise PedclipError(
             f"weights file {str(path)!r} does not fit this open_clip architecture: {first}"
         ) from exc
 
 
-def jit_state_dict(path: Path, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+def jit_state_dict(path: Path, model: torch.nn.Module, trust: bool = False) -> dict[str, torch.Tensor]:
     """A TorchScript CLIP's weights without its scalar attributes and the buffers open_clip does not persist."""
-    state = read_state_dict(path)
+    state = read_state_dict(path, trust_torchscript=trust)
     persistent = set(model.state_dict())
     dropped = {"input_resolution", "context_length", "vocab_size"} | {
         n for n, _ in model.named_buffers()
@@ -173,7 +176,7 @@ def load_openclip(spec: ModelSpec, options: LoadOptions) -> Encoder:
     model = build_untrained(name, options.seed)
     apply_tag_preprocess(model, cfg)
     if path is not None:
-        load_weights_file(model, path)
+        load_weights_file(model, path, options.trust_torchscript)
     elif name not in QUIET_UNTRAINED:
         warnings.warn(
             f"{spec} has no weights tag: random weights (seed {options.seed}), for tests and benchmarks only",
@@ -203,7 +206,7 @@ def _load_hf_hub(spec: ModelSpec, options: LoadOptions) -> Encoder:
     weights_id = f"hf:{repo_id}@{folder.name}"
     if options.weights is not None:  # the hub gave the architecture; the file gives the weights
         path = weights_file(options.weights)
-        load_weights_file(model, path)
+        load_weights_file(model, path, options.trust_torchscript)
         weights_id = file_sha256(path)
     return wrap_model(str(spec), model, arch, weights_id, options, tokenizer_for(f"local-dir:{folder}"))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +38,7 @@ class LoadOptions:
     home: Path | None = None
     seed: int = 0  # only for untrained (random) weights
     runtime: str = "torch"  # auto | torch | onnx (models/runtime.py); training needs torch
+    trust_torchscript: bool = False  # load a TorchScript file that is not OpenAI's (its code runs on load)
 
 
 Loader = Callable[[ModelSpec, LoadOptions], "Encoder"]
@@ -94,10 +95,13 @@ def load_encoder(
     home: str | Path | None = None,
     seed: int = 0,
     runtime: str = "torch",
+    trust_torchscript: bool = False,
 ) -> Encoder:
     """Build the `Encoder` a spec names (see `pedclip models list`), in eval mode on `device`; `runtime`
-    auto|onnx runs its towers in ONNX Runtime (graphs exported once under `<home>/onnx/`)."""
+    auto|onnx runs its towers in ONNX Runtime (graphs exported once under `<home>/onnx/`). A TorchScript
+    weights file loads only when it is one of OpenAI's CLIP files or `trust_torchscript` (its code runs)."""
     parsed, options = _checked(spec, weights, device, dtype, home, seed, runtime)
+    options = replace(options, trust_torchscript=trust_torchscript)
     resolved = resolve_runtime(runtime, options.device, options.dtype)
     encoder = family_loader(parsed.family).loader(parsed, options)
     if resolved == "onnx":

@@ -218,3 +218,13 @@ def case_splits(store: Store, dataset: str) -> dict[str, str | None]:
     with store.read() as con:
         rows = con.execute("SELECT case_id, split FROM cases WHERE dataset = ?", [dataset]).fetchall()
     return dict(rows)
+
+
+def split_names(store: Store, dataset: str) -> list[str]:
+    """The splits the dataset's cases are assigned to, sorted (none before `pedclip data split`)."""
+    with store.read() as con:
+        rows = con.execute(
+            "SELECT DISTINCT split FROM cases WHERE dataset = ? AND split IS NOT NULL ORDER BY split",
+            [dataset],
+        ).fetchall()
+    return [r[0] for r in rows]

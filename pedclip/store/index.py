@@ -25,6 +25,7 @@ from pedclip.errors import PedclipError
 from pedclip.store.cases import cases_frame
 from pedclip.store.db import Store
 from pedclip.store.embeddings import case_vectors
+from pedclip.threads import thread_count
 
 LOOKUP_COLUMNS = ["uid", "case_id", "label", "split", "path", "member", "image_sha256"]
 
@@ -145,12 +146,8 @@ class NeighborIndex:
         # search itself on a busy 2-core machine, so single queries run on one thread.
         if len(queries) > 1:
             return self.index.search(queries, k)
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-        try:
+        with thread_count("faiss").limit(1):  # process-wide: set and restored once across sessions
             return self.index.search(queries, k)
-        finally:
-            faiss.omp_set_num_threads(threads)
 
 
 def _lookup(store: Store, dataset: str) -> dict[str, np.ndarray]:
@@ -251,7 +248,8 @@ def case_query(store: Store, fingerprint: str, dataset: str, case_id: str) -> tu
     if row is None:
         raise PedclipError(
             f"case {case_id!r} of dataset {dataset!r} has no embedding for model {fingerprint}; "
-            "check the case id (`pedclip data cases`) or run `pedclip embed` first"
+            f"check the case id (the image's path under the dataset's root, or SPLIT:INDEX for an npz) or run"
+            f" `pedclip embed --model ... --dataset {dataset}` first"
         )
     return int(row[0]), np.asarray(row[1], dtype=np.float32)
 

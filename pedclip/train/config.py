@@ -55,6 +55,7 @@ class FinetuneConfig:
     reembed: tuple[str, ...] = ()  # datasets to embed with the result besides the training dataset
     embed: bool = True  # embed the training and --reembed datasets with the fine-tuned model
     embed_workers: int | None = None  # decoding processes for that embedding (None: half the cores; 0: none)
+    trust_torchscript: bool = False  # load --weights even if it is a TorchScript file that is not OpenAI's
 
     def __post_init__(self) -> None:
         if self.loss is not None:

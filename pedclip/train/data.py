@@ -4,6 +4,7 @@ and the seeded order they are batched in. Epochs read arrays from memory, never 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,7 +73,15 @@ def load_split(
 ) -> TrainingSplit:
     """Read a split's pixels through the pixel cache (decoding and caching misses) with labels and captions."""
     cases = labelled_cases(store, dataset, split)
-    arrays = load_pixels(store.paths.pixels, preprocess, cases, decode_missing=True, decoder=decoder)
+    changed: list[int] = []
+    arrays = load_pixels(store.paths.pixels, preprocess, cases, True, decoder, changed)
+    if changed:  # skipped, counted and said: their pixels are not the ones ingest recorded
+        warnings.warn(
+            f"{len(changed)} image(s) of {dataset} {split} changed since ingest and were left out of training:"
+            " run `pedclip data ingest ...` again for this dataset",
+            stacklevel=2,
+        )
+        cases = cases.drop(index=cases.index[changed]).reset_index(drop=True)
     return TrainingSplit(
         split=split,
         case_ids=tuple(cases["case_id"]),

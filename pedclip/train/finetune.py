@@ -79,7 +79,12 @@ def load_parent(store: Store, config: FinetuneConfig) -> Encoder:
     """The model to start from, fp32 master weights (the training seed does not pick its weights)."""
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
     return load_encoder(
-        config.model, weights=config.weights, device=device, dtype="fp32", home=store.paths.home
+        config.model,
+        weights=config.weights,
+        device=device,
+        dtype="fp32",
+        home=store.paths.home,
+        trust_torchscript=config.trust_torchscript,
     )
 
 

@@ -24,7 +24,7 @@ from pedclip.train.finetune import finetune
 from pedclip.train.loop import Progress
 
 # Request fields that do not change the trained weights (where to embed, which device) are not compared.
-IGNORED_FOR_REUSE = ("reembed", "embed", "embed_workers", "device")
+IGNORED_FOR_REUSE = ("reembed", "embed", "embed_workers", "device", "trust_torchscript")
 
 
 @dataclass

@@ -45,12 +45,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def dashboard_server(home: Path, log_path: Path) -> Iterator[str]:
-    """`pedclip dashboard --home HOME` on a free port; yields its URL once /_stcore/health answers."""
+def dashboard_server(home: Path, log_path: Path, extra: tuple[str, ...] = ()) -> Iterator[str]:
+    """`pedclip dashboard --home HOME [extra]` on a free port; yields its URL once /_stcore/health answers."""
     port = free_port()
     pedclip = Path(sys.executable).with_name("pedclip")
     log = log_path.open("w")
-    proc = subprocess.Popen([str(pedclip), "dashboard", "--home", str(home), "--port", str(port)],
+    proc = subprocess.Popen([str(pedclip), "dashboard", "--home", str(home), "--port", str(port), *extra],
                             stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:

@@ -66,29 +66,55 @@ def write_bad_files(folder: Path) -> dict[str, Path]:
     return {kind: path for kind, (path, _) in files.items()}
 
 
-def write_dicom(path: Path, pixels: np.ndarray, photometric: str = "MONOCHROME2",
-                window: tuple[float, float] | None = None, bits_stored: int = 12, **tags) -> Path:  # fmt: skip
-    """An uncompressed grayscale DICOM written with pydicom (16-bit allocated, unsigned)."""
+def _xray_dataset(transfer_syntax: str, rows: int, columns: int, photometric: str):
+    """A digital X-ray dataset with its file meta, size and photometric set; pixel module left to the caller."""
     pydicom = pytest.importorskip("pydicom")
     from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import generate_uid
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # digital X-ray
     meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.TransferSyntaxUID = transfer_syntax
     ds = pydicom.Dataset()
     ds.file_meta = meta
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
     ds.Modality = "DX"
-    ds.Rows, ds.Columns = pixels.shape
+    ds.Rows, ds.Columns = rows, columns
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    return ds
+
+
+def write_dicom(path: Path, pixels: np.ndarray, photometric: str = "MONOCHROME2",
+                window: tuple[float, float] | None = None, bits_stored: int = 12, **tags) -> Path:  # fmt: skip
+    """An uncompressed grayscale DICOM written with pydicom (16-bit allocated, unsigned)."""
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    ds = _xray_dataset(ExplicitVRLittleEndian, *pixels.shape, photometric)
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits_stored, bits_stored - 1, 0
     if window is not None:
         ds.WindowCenter, ds.WindowWidth = window
     for keyword, value in tags.items():
         setattr(ds, keyword, value)
     ds.PixelData = pixels.astype("<u2").tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def write_rle_dicom(path: Path, rows: int, columns: int, runs: int) -> Path:
+    """An 8-bit grayscale RLE Lossless DICOM declaring rows x columns whose one segment holds `runs` runs of 128
+    zero bytes: rows * columns / 128 runs make a valid frame, fewer a file of a few hundred bytes that still
+    declares the full size (what a decompression bomb's header looks like)."""
+    pytest.importorskip("pydicom")
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import RLELossless
+
+    segment_offsets = struct.pack("<16L", 1, 64, *([0] * 14))  # one segment, right after the 64-byte header
+    ds = _xray_dataset(RLELossless, rows, columns, "MONOCHROME2")
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = encapsulate([segment_offsets + b"\x81\x00" * runs])  # 0x81: repeat the next byte 128 times
+    ds["PixelData"].is_undefined_length = True
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return path

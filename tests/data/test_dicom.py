@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from data_builders import write_dicom
+from data_builders import write_dicom, write_rle_dicom
 
 from pedclip.data.dicom import age_in_years
 from pedclip.data.imaging import ImageDecodeError, inspect_bytes, load_image
@@ -86,3 +86,34 @@ def test_dicom_without_pixels_is_unreadable(tmp_path):
     ds.save_as(tmp_path / "nopixels.dcm")
     with pytest.raises(ImageDecodeError, match="not a readable DICOM"):
         load_image(tmp_path / "nopixels.dcm")
+
+
+def test_rle_dicom_declaring_a_huge_size_is_refused_before_decoding(tmp_path):
+    """Issue 11, defect 2: the header's Rows x Columns x frames x samples meets the same limit as PNG/JPEG
+    before pydicom decodes a byte (a 1.6 MB RLE file can declare 10000x10000)."""
+    import tracemalloc
+
+    from pedclip.data.imaging import inspect_file, load_image_bytes
+
+    bomb = write_rle_dicom(tmp_path / "bomb.dcm", 10000, 10000, runs=8)
+    assert bomb.stat().st_size < 2000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageDecodeError, match=r"declares 10000x10000 pixels x 1 frame.*over the limit"):
+            load_image(bomb)  # embed and thumbnails
+        with pytest.raises(ImageDecodeError, match="over the limit"):
+            load_image_bytes(bomb.read_bytes(), "upload.dcm")  # dashboard uploads
+        assert (
+            inspect_file(str(bomb))[0] == "error" and "over the limit" in inspect_file(str(bomb))[1]
+        )  # ingest
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20e6, f"{peak / 1e6:.0f} MB allocated: pixel data was decoded"
+
+
+def test_rle_dicom_within_the_limit_decodes_and_max_pixels_applies(tmp_path):
+    path = write_rle_dicom(tmp_path / "ok.dcm", 64, 64, runs=32)
+    assert load_image(path).size == (64, 64)
+    with pytest.raises(ImageDecodeError, match="64x64 pixels.*over the limit of 1000"):
+        inspect_bytes(path.read_bytes(), "ok.dcm", max_pixels=1000)

@@ -78,7 +78,9 @@ def test_second_model_reads_pixel_cache_without_decoding(store, tmp_path, tiny_e
     assert (first.pixel_cache_hits, first.decoded) == (0, 6)
     shutil.move(tmp_path / "img", tmp_path / "gone")  # decoding now would fail
     calls = []
-    second = embed_dataset(store, tiny_encoder_seed1, "ds", SERIAL, decoder=lambda p, m=None: calls.append(p))
+    second = embed_dataset(
+        store, tiny_encoder_seed1, "ds", SERIAL, decoder=lambda p, m=None, s=None: calls.append(p)
+    )
     assert (second.embedded, second.pixel_cache_hits, second.failed, calls) == (6, 6, 0, [])
     stored = stored_by_path(store, tiny_encoder_seed1.fingerprint, "ds")
     np.testing.assert_allclose(np.stack([stored[str(p)] for p in paths]), expected, atol=1e-5)
@@ -91,7 +93,9 @@ def test_corrupt_file_is_skipped_and_reported(store, tmp_path, tiny_encoder):
     report = embed_dataset(store, tiny_encoder, "ds", EmbedConfig(batch_size=2, workers=1, chunk_size=2))
     assert (report.embedded, report.failed) == (5, 1)
     assert report.failures[0].case_ids == (paths[3].name,)
-    assert "cannot read image" in report.failures[0].reason
+    assert (
+        "changed since ingest" in report.failures[0].reason and report.changed == 1
+    )  # hashed before decoding
     assert report.as_dict()["failures"][0]["path"] == str(paths[3])
     assert count_embedded(store, tiny_encoder.fingerprint, "ds") == (5, 6)
 

@@ -44,7 +44,8 @@ def test_openclip_round_trip_is_bit_identical(tmp_path: Path) -> None:
     assert manifest["parent_fingerprint"] == parent.fingerprint == loaded.parent_fingerprint
     assert manifest["training_run"] == "run-1" and manifest["extra"] == {"epochs": 2}
     assert manifest["family"] == "openclip" and manifest["arch"] == {"open_clip": "pedclip-tiny"}
-    assert loaded.weights_id == file_sha256(out / "open_clip_model.safetensors") == manifest["weights_sha256"]
+    assert file_sha256(out / "open_clip_model.safetensors") == manifest["weights_sha256"]
+    assert loaded.weights_id.startswith(manifest["weights_sha256"] + "+configs:")
     assert loaded.fingerprint != parent.fingerprint and not loaded.untrained
     assert loaded.preprocess_config == parent.preprocess_config and loaded.spec == f"local:{out}"
     grandchild = save_local(loaded, tmp_path / "run-2")
@@ -126,3 +127,21 @@ def test_narrow_medclip_resnet_round_trips_with_its_width(tmp_path: Path) -> Non
     assert loaded.modules["model"].vision_model.model.layer4[0].conv3.out_channels == RESNET_WIDTH * 8 * 4
     pixels = torch.rand(2, 1, 224, 224)
     np.testing.assert_array_equal(loaded.encode_images(pixels), encoder.encode_images(pixels))
+
+
+def test_editing_a_local_config_changes_the_fingerprint(tmp_path: Path, home: Path) -> None:
+    """Issue 11, defect 4: the fingerprint covers every file that changes the computation, not only the weights."""
+    from pedclip.models import fingerprint_for
+
+    out = save_local(load_encoder("openclip:pedclip-tiny"), tmp_path / "run-1")
+    before = load_encoder(f"local:{out}")
+    assert fingerprint_for(f"local:{out}", home=home) == before.fingerprint
+    config_path = out / "open_clip_config.json"
+    config = json.loads(config_path.read_text())
+    config["model_cfg"]["quick_gelu"] = not config["model_cfg"].get("quick_gelu", False)
+    config_path.write_text(json.dumps(config))
+    after = load_encoder(f"local:{out}")
+    pixels = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    assert not np.allclose(after.encode_images(pixels), before.encode_images(pixels))  # the edit matters
+    assert after.fingerprint != before.fingerprint
+    assert fingerprint_for(f"local:{out}", home=home) == after.fingerprint

@@ -23,7 +23,7 @@ def render() -> None:
     st.title("Errors")
     runs = ui.runs_with_predictions()
     if runs.empty:
-        st.info("No runs yet: run `pedclip eval zeroshot` (or `pedclip demo`).")
+        st.info("No runs yet: run `pedclip zeroshot` (or `pedclip demo`).")
         return
     run_id = ui.pick_run(runs, "errors_run")
     frame = analysis.expand_attributes(ui.run_cases(run_id))

@@ -74,7 +74,7 @@ def render() -> None:
     st.title("Metrics")
     runs = ui.runs_with_predictions()
     if runs.empty:
-        st.info("No runs yet: run `pedclip eval zeroshot` (or `pedclip demo`).")
+        st.info("No runs yet: run `pedclip zeroshot` (or `pedclip demo`).")
         return
     options = runs["run_id"].tolist()
     default = ui.kept("metrics_runs", options, [labels.default_run(runs)])

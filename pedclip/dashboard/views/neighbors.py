@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pedclip.dashboard import access, analysis, thumbs, ui
+from pedclip.dashboard import access, analysis, door, thumbs, ui
 
 FROM_CASE, FROM_UPLOAD = "A case of the dataset", "An uploaded image"
 SEEN_PARAMS = "_nb_seen_params"
@@ -39,6 +39,9 @@ def case_query(model: dict, dataset: str):
 
 
 def upload_query(model: dict):
+    if door.read_only():
+        st.caption("Read-only dashboard: uploads are off; pick a case instead.")
+        return None
     upload = st.file_uploader(
         "Chest radiograph",
         type=list(thumbs.UPLOAD_TYPES),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pedclip.dashboard import access, analysis, labels, ui
+from pedclip.dashboard import access, analysis, door, labels, ui
 from pedclip.errors import PedclipError
 from pedclip.eval import figures
 from pedclip.eval.metrics import Metric
@@ -85,6 +85,9 @@ def show_result(result: access.Rescored, baseline: str | None) -> None:
 
 
 def save_form(result: access.Rescored, encoder) -> None:
+    if door.read_only():
+        st.caption("Read-only dashboard: saving prompt sets as runs is off.")
+        return
     with st.form("pl_save"):
         name = st.text_input("Name of this prompt set", "my prompts", key="pl_save_name")
         if st.form_submit_button("Save as a run"):

@@ -149,7 +149,7 @@ def render() -> None:
     st.title("Runs")
     runs = ui.runs_table()
     if runs.empty:
-        st.info("No runs yet: run `pedclip eval zeroshot` (or `pedclip demo`).")
+        st.info("No runs yet: run `pedclip zeroshot` (or `pedclip demo`).")
     else:
         shown = filtered(runs)
         st.caption(f"{len(shown)} of {len(runs)} runs · metrics as value [95% CI]")
