@@ -192,6 +192,8 @@ def comparable(state: dict) -> dict:
 
 
 @pytest.mark.slow
+# ~60 CPU-seconds: under a minute on a quiet 2-core machine, 10-15 minutes of wall on one shared 15 ways
+@pytest.mark.timeout(1200)
 def test_commands_killed_at_seeded_points_resume_to_the_uninterrupted_result(forkserver, tmp_path) -> None:
     source = write_source(tmp_path / "src")
     reference = Store.open(tmp_path / "ref")
