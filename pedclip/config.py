@@ -36,6 +36,10 @@ class Paths:
         return self.home / "indexes"
 
     @property
+    def vectors(self) -> Path:  # scanning matrices: vectors/<fingerprint>/ (store/matrix.py)
+        return self.home / "vectors"
+
+    @property
     def pixels(self) -> Path:  # preprocessed-pixel cache keyed by (image sha256, preprocess key)
         return self.home / "pixels"
 

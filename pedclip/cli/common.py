@@ -30,8 +30,11 @@ def state(ctx: typer.Context) -> State:
     return root.obj if isinstance(root.obj, State) else State(home=None, debug=False)
 
 
-def load_model(ctx: typer.Context, spec: str, *, weights=None, device="cpu", dtype="fp32", runtime="auto"):
-    """The registry's Encoder for a command: bf16 refused where the CPU would only emulate it."""
+def load_model(
+    ctx: typer.Context, spec: str, *, weights=None, device="cpu", dtype="fp32", runtime="auto", towers="both"
+):
+    """The registry's Encoder for a command: bf16 refused where the CPU would only emulate it; towers="text"
+    for commands that only encode prompts."""
     from pedclip.models import load_encoder
     from pedclip.models.runtime import check_dtype_hardware
 
@@ -43,6 +46,7 @@ def load_model(ctx: typer.Context, spec: str, *, weights=None, device="cpu", dty
         dtype=dtype,
         home=state(ctx).home,
         runtime=runtime,
+        towers=towers,
         trust_torchscript=state(ctx).trust_torchscript,
     )
 

@@ -175,15 +175,20 @@ def neighbors_command(
     from pedclip.store.index import case_query, neighbors
 
     store = state(ctx).store(create=False)
-    encoder = load_model(ctx, model, weights=weights, device=device, dtype=dtype, runtime=runtime)
-    if case is not None:
-        uid, vector = case_query(store, encoder.fingerprint, dataset, case)
+    if case is not None:  # the case's vector is in the store: the model's fingerprint is all it takes
+        from pedclip.models import fingerprint_for
+
+        fingerprint = fingerprint_for(model, weights=weights, dtype=dtype, home=state(ctx).home)
+        uid, vector = case_query(store, fingerprint, dataset, case)
         exclude = [uid]
     else:
         from pedclip.data.imaging import load_image
 
+        encoder = load_model(ctx, model, weights=weights, device=device, dtype=dtype, runtime=runtime)
+        fingerprint = encoder.fingerprint
         vector, exclude = encoder.encode_images(encoder.preprocess(load_image(image))[None])[0], []
-    found = neighbors(store, encoder.fingerprint, dataset, vector[None], k=k, exclude_uids=exclude)
+    found = neighbors(store, fingerprint, dataset, vector[None], k=k, exclude_uids=exclude)
+    served = found.attrs.get("index", {})
     columns = ["rank", "case_id", "label", "split", "similarity", "distance", "path"]
     table = found[columns].astype(object)
     rows = table.where(table.notna(), None).to_dict(orient="records")
@@ -191,14 +196,18 @@ def neighbors_command(
         emit_json(
             {
                 "model": model,
-                "fingerprint": encoder.fingerprint,
+                "fingerprint": fingerprint,
                 "dataset": dataset,
                 "query": {"case": case} if case is not None else {"image": str(image)},
                 "neighbors": rows,
+                "index": served,
             }
         )
         return
+    from pedclip.store.index import served_by
+
     print_table(rows, title=f"neighbors in {dataset} of {case or image}")
+    typer.echo(served_by(served))
 
 
 def register(app: typer.Typer) -> None:

@@ -36,7 +36,19 @@ prompts_app = typer.Typer(no_args_is_help=True, help="list and show prompt sets"
 
 
 def _encoder(ctx: typer.Context, model: str, weights: str | None, device: str, runtime: str = "torch"):
-    return load_model(ctx, model, weights=weights, device=device, runtime=runtime)
+    # Evaluation reads image vectors from the store and only encodes prompts: no image tower is built.
+    return load_model(ctx, model, weights=weights, device=device, runtime=runtime, towers="text")
+
+
+def _prompt_encoder(ctx: typer.Context, store, model: str, weights, runtime: str, texts: list[str]):
+    """No model at all when every prompt is already in the store's text cache (CLIP family); else the text
+    tower alone."""
+    from pedclip.embed.text import cached_prompts
+    from pedclip.models import fingerprint_for
+
+    fingerprint = fingerprint_for(model, weights=weights, home=state(ctx).home)
+    cached = cached_prompts(store, model, fingerprint, texts)
+    return cached if cached is not None else _encoder(ctx, model, weights, "cpu", runtime)
 
 
 def _model_ref(ctx: typer.Context, store, model: str, weights: str | None, device: str):
@@ -147,7 +159,7 @@ def rescore(
         )
     store = state(ctx).store(create=False)
     pset = resolve_prompt_set(prompts, prompt)
-    encoder = _encoder(ctx, model, weights, "cpu", runtime)
+    encoder = _prompt_encoder(ctx, store, model, weights, runtime, pset.texts)
     out = run_rescore(
         store,
         encoder,

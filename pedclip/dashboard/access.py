@@ -161,6 +161,13 @@ def neighbors(
     return neighbors(store, fingerprint, dataset, queries, k, exclude_uids)
 
 
+def served_by(info: dict) -> str:
+    """The line that names the index which served a neighbour query and its measured recall."""
+    from pedclip.store.index import served_by as index_served_by
+
+    return index_served_by(info)
+
+
 def case_query(store: Store, fingerprint: str, dataset: str, case_id: str) -> tuple[int, np.ndarray]:
     """(uid, cached vector) of one case, to ask for its neighbors."""
     from pedclip.store.index import case_query as index_case_query

@@ -7,8 +7,10 @@ interactive rescoring (a `Workspace`), whose vectors are written to the store on
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -90,3 +92,43 @@ class TextVectorCache:
     def _keys(encoder: Encoder, texts: list[str]) -> list[tuple[str, str]]:
         context = encoder.text_context(texts)
         return [(encoder.fingerprint, cache_key(t, context)) for t in texts]
+
+
+@dataclass(frozen=True)
+class CachedPrompts:
+    """The text side of an encoder when every prompt it will be asked for is in the store's text cache:
+    fingerprint, spec, learned logit scale and those vectors, with no model built or imported. Only for
+    families whose prompt vectors do not depend on the group (CLIP: `text_context` is '')."""
+
+    spec: str
+    fingerprint: str
+    family: str
+    logit_scale: float
+    vectors: dict
+    model_row: dict  # the `models` row, so saving a run registers the model as the encoder would
+
+    def describe(self) -> dict:
+        return dict(self.model_row)
+
+    def text_context(self, texts: Sequence[str]) -> str:
+        return ""
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([self.vectors[t] for t in texts])
+
+
+def cached_prompts(store: Store, spec: str, fingerprint: str, texts: Sequence[str]) -> CachedPrompts | None:
+    """A `CachedPrompts` when the model is registered with its logit scale, is a CLIP-family model, and
+    every text is cached for it; else None (load the text tower)."""
+    from pedclip.store.embeddings import models_frame
+
+    models = models_frame(store)
+    row = models[models["fingerprint"] == fingerprint]
+    if row.empty or row.iloc[0]["family"] != "openclip":
+        return None
+    scale = json.loads(row.iloc[0]["config"] or "{}").get("logit_scale")
+    texts = list(dict.fromkeys(texts))
+    found = text_vectors(store, fingerprint, texts)
+    if scale is None or len(found) != len(texts):
+        return None
+    return CachedPrompts(spec, fingerprint, "openclip", float(scale), found, row.iloc[0].to_dict())

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from pedclip.errors import PedclipError
+
 if TYPE_CHECKING:  # torch is imported on first use, so fingerprints and the embed plan never pay for it
     import torch
 
@@ -170,7 +172,7 @@ class Encoder:
 
     spec: str
     family: str
-    image_tower: torch.nn.Module
+    image_tower: torch.nn.Module | None  # None when loaded with towers="text"
     text_tower: torch.nn.Module
     tokenize: Callable[[Sequence[str]], object]  # texts -> what text_tower takes
     logit_scale_param: torch.nn.Parameter  # log of the scale, as CLIP and MedCLIP store it
@@ -217,6 +219,11 @@ class Encoder:
     def encode_images(self, pixels: torch.Tensor) -> np.ndarray:
         import torch
 
+        if self.image_tower is None:
+            raise PedclipError(
+                f"{self.spec} was loaded for text only; load it with towers='both' to encode images"
+            )
+
         with torch.inference_mode():
             features = self.image_tower(pixels.to(self.device, self.torch_dtype))
             return l2_normalize(features.float()).cpu().numpy()
@@ -258,7 +265,8 @@ class Encoder:
             "weights": self.weights_id,
             "untrained": self.untrained,
             "parent_fingerprint": self.parent_fingerprint,
-            "config": {"arch": self.arch},
+            # logit_scale: so a rescore whose prompts are all cached needs no model (embed/text.py)
+            "config": {"arch": self.arch, "logit_scale": self.logit_scale},
         }
 
 

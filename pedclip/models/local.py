@@ -139,7 +139,9 @@ def load_folder(folder: Path, spec: str, options: LoadOptions) -> Encoder:
     if manifest["family"] == "openclip":
         from pedclip.models.openclip import open_clip_module, tokenizer_for, wrap_model
 
-        model = open_clip_module().create_model(f"local-dir:{folder}", precision="fp32", device="cpu")
+        model = _text_only_openclip(folder, weights) if options.towers == "text" else None
+        if model is None:
+            model = open_clip_module().create_model(f"local-dir:{folder}", precision="fp32", device="cpu")
         return wrap_model(
             spec,
             model,
@@ -155,10 +157,24 @@ def load_folder(folder: Path, spec: str, options: LoadOptions) -> Encoder:
         from pedclip.models.medclip import WeightsSource, build_from_source, wrap_medclip
 
         model, tokenize, arch = build_from_source(
-            manifest["arch"]["medclip"], WeightsSource(weights, folder=folder)
+            manifest["arch"]["medclip"],
+            WeightsSource(weights, folder=folder),
+            text_only=options.towers == "text",
         )
         return wrap_medclip(spec, model, tokenize, arch, weights_id, options, parent=parent)
     raise unknown_family(folder, manifest)
+
+
+def _text_only_openclip(folder: Path, weights: Path):
+    """The folder's CLIP text tower alone (TextOnlyCLIP), or None when its config needs the whole model."""
+    from pedclip.models.text_only import TextOnlyCLIP, builds_text_alone, load_text_state
+
+    model_cfg = json.loads((folder / "open_clip_config.json").read_text()).get("model_cfg", {})
+    if not builds_text_alone(model_cfg):
+        return None
+    model = TextOnlyCLIP(model_cfg)
+    load_text_state(model, weights)
+    return model.eval()
 
 
 def unknown_family(folder: Path, manifest: dict) -> PedclipError:

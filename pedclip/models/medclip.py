@@ -259,19 +259,25 @@ def stable_config(config) -> dict:
     }
 
 
-def build_from_source(variant: str, source: WeightsSource) -> tuple[MedCLIP, MedCLIPTokenize, dict]:
-    """Architecture from the configs, weights strictly loaded from the released layout."""
+def build_from_source(
+    variant: str, source: WeightsSource, text_only: bool = False
+) -> tuple[MedCLIP, MedCLIPTokenize, dict]:
+    """Architecture from the configs, weights strictly loaded from the released layout. `text_only`: BERT +
+    projection + logit scale, with an empty vision module and no vision tensor loaded."""
     state = read_weights(source)
     if not isinstance(state, dict) or "text_model.projection_head.weight" not in state:
         raise PedclipError(
             f"weights {str(source.path)!r} are not a MedCLIP state dict (no text_model.projection_head)"
         )
-    vision = vision_module(variant, source.folder, state)
+    arch = medclip_arch(variant, source.folder, state)
+    if text_only:
+        state = {k: v for k, v in state.items() if not k.startswith("vision_model.")}
+    vision = torch.nn.Module() if text_only else vision_module(variant, source.folder, state)
     text, tokenizer = text_module(source.folder, state)
     model = MedCLIP(vision, text)
     load_released(model, state, str(source.path))
     model.clamp_logit_scale()
-    return model, MedCLIPTokenize(tokenizer), medclip_arch(variant, source.folder, state)
+    return model, MedCLIPTokenize(tokenizer), arch
 
 
 def wrap_medclip(
@@ -287,7 +293,7 @@ def wrap_medclip(
     return Encoder(
         spec=spec,
         family="medclip",
-        image_tower=model.vision_model,
+        image_tower=model.vision_model if any(True for _ in model.vision_model.parameters()) else None,
         text_tower=model.text_model,
         tokenize=tokenize,
         logit_scale_param=model.logit_scale,
@@ -304,7 +310,7 @@ def wrap_medclip(
 @register("medclip", lister=lambda options: list_medclip(options))
 def load_medclip(spec: ModelSpec, options: LoadOptions) -> Encoder:
     source = find_weights(spec.name, options)
-    model, tokenize, arch = build_from_source(spec.name, source)
+    model, tokenize, arch = build_from_source(spec.name, source, text_only=options.towers == "text")
     return wrap_medclip(str(spec), model, tokenize, arch, file_sha256(source.path), options)
 
 

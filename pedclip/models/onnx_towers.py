@@ -261,7 +261,9 @@ def onnx_encoder(encoder: Encoder, onnx_root: Path, dtype: str = "fp32") -> Enco
             GraphKey(out.fingerprint, "image", 0, dtype),
             onnx_root,
             fp32,
-        ),
+        )
+        if encoder.image_tower is not None  # loaded with towers="text"
+        else None,
         "text_tower": OnnxTower(
             encoder.text_tower,
             lambda: text_graph(encoder),

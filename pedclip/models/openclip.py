@@ -228,7 +228,7 @@ def wrap_model(
     return Encoder(
         spec=spec,
         family="openclip",
-        image_tower=ImageTower(model),
+        image_tower=ImageTower(model) if hasattr(model, "visual") else None,
         text_tower=TextTower(model),
         tokenize=tokenize,
         logit_scale_param=model.logit_scale,

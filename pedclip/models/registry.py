@@ -39,6 +39,7 @@ class LoadOptions:
     seed: int = 0  # only for untrained (random) weights
     runtime: str = "torch"  # auto | torch | onnx (models/runtime.py); training needs torch
     trust_torchscript: bool = False  # load a TorchScript file that is not OpenAI's (its code runs on load)
+    towers: str = "both"  # both | text: "text" builds and loads no image tower where it can (text_only.py)
 
 
 Loader = Callable[[ModelSpec, LoadOptions], "Encoder"]
@@ -96,12 +97,16 @@ def load_encoder(
     seed: int = 0,
     runtime: str = "torch",
     trust_torchscript: bool = False,
+    towers: str = "both",
 ) -> Encoder:
     """Build the `Encoder` a spec names (see `pedclip models list`), in eval mode on `device`; `runtime`
     auto|onnx runs its towers in ONNX Runtime (graphs exported once under `<home>/onnx/`). A TorchScript
-    weights file loads only when it is one of OpenAI's CLIP files or `trust_torchscript` (its code runs)."""
+    weights file loads only when it is one of OpenAI's CLIP files or `trust_torchscript` (its code runs).
+    With towers="text" only the text tower is built where the family allows (encode_images then refuses)."""
+    from pedclip.models.text_only import check_towers
+
     parsed, options = _checked(spec, weights, device, dtype, home, seed, runtime)
-    options = replace(options, trust_torchscript=trust_torchscript)
+    options = replace(options, trust_torchscript=trust_torchscript, towers=check_towers(towers))
     resolved = resolve_runtime(runtime, options.device, options.dtype)
     encoder = family_loader(parsed.family).loader(parsed, options)
     if resolved == "onnx":

@@ -19,7 +19,10 @@ def can_trim(model: torch.nn.Module) -> bool:
     """Whether `model.encode_text` is open_clip CLIP's causal, EOT-pooled text transformer."""
     from open_clip.model import CLIP
 
-    if not isinstance(model, CLIP) or type(model).encode_text is not CLIP.encode_text:
+    from pedclip.models.text_only import TextOnlyCLIP
+
+    own = isinstance(model, CLIP) and type(model).encode_text is CLIP.encode_text
+    if not own and type(model) is not TextOnlyCLIP:  # TextOnlyCLIP runs CLIP.encode_text itself
         return False
     pool = getattr(model, "text_pool_type", None)
     if pool not in TRIM_POOL_TYPES or (pool == "eos" and getattr(model, "text_eos_id", None) is None):

@@ -65,6 +65,11 @@ class Store:
     def exists(self) -> bool:
         return self.paths.db.exists()
 
+    @property
+    def in_transaction(self) -> bool:
+        """True inside `write()`: what is written now is not committed yet."""
+        return self._writer is not None
+
     @contextlib.contextmanager
     def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection inside one transaction, committed on exit, rolled back on error."""

@@ -37,8 +37,12 @@ def register_model(store: Store, info: dict) -> None:
     with store.write() as con:
         con.execute(
             f"INSERT INTO models ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-            "ON CONFLICT (fingerprint) DO UPDATE SET spec = excluded.spec "
-            "WHERE models.spec LIKE 'local:%' AND excluded.spec NOT LIKE 'local:%'",
+            "ON CONFLICT (fingerprint) DO UPDATE SET "
+            "spec = CASE WHEN models.spec LIKE 'local:%' AND excluded.spec NOT LIKE 'local:%' "
+            "THEN excluded.spec ELSE models.spec END, "
+            # rows registered before the config carried the logit scale gain it
+            "config = CASE WHEN json_extract(models.config, '$.logit_scale') IS NULL "
+            "THEN excluded.config ELSE models.config END",
             values,
         )
 
@@ -48,7 +52,7 @@ def models_frame(store: Store) -> pd.DataFrame:
         return con.execute("SELECT * FROM models ORDER BY created").df()
 
 
-def _matrix_from_arrow(column: pa.ChunkedArray | pa.Array, dim: int | None = None) -> np.ndarray:
+def matrix_from_arrow(column: pa.ChunkedArray | pa.Array, dim: int | None = None) -> np.ndarray:
     """A (n, d) float32 matrix from an Arrow list column, without a Python loop over rows."""
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     n = len(array)
@@ -82,13 +86,43 @@ def missing_images(store: Store, fingerprint: str, shas: Sequence[str]) -> list[
 
 
 def put_image_embeddings(store: Store, fingerprint: str, shas: Sequence[str], vectors: np.ndarray) -> None:
-    """Store vectors for images in one transaction; rows already present are left as they are."""
+    """Store vectors for images in one transaction; rows already present are left as they are.
+
+    The same transaction gives each new vector the next row of the model's scanning matrix; after the
+    commit the matrix is appended (a crash in between is caught up by the next `open_matrix`).
+    """
+    from pedclip.store.matrix import append_committed, listing_digest
+
+    nested = store.in_transaction
     with store.write() as con:
-        con.register("incoming", _vectors_table(shas, "image_sha256", fingerprint, vectors))
+        table = _vectors_table(shas, "image_sha256", fingerprint, vectors)
+        con.register("incoming", table.append_column("ord", pa.array(np.arange(len(shas), dtype=np.int64))))
         con.execute(
             "INSERT OR IGNORE INTO image_embeddings SELECT fingerprint, image_sha256, vector FROM incoming"
         )
+        start = con.execute(
+            "SELECT coalesce(max(row_index) + 1, 0) FROM vector_rows WHERE fingerprint = ?", [fingerprint]
+        ).fetchone()[0]
+        new = con.execute(
+            """INSERT INTO vector_rows
+               SELECT ?, i.image_sha256, ? + row_number() OVER (ORDER BY i.ord) - 1
+               FROM (SELECT image_sha256, min(ord) AS ord FROM incoming GROUP BY image_sha256) i
+               ANTI JOIN (SELECT image_sha256 FROM vector_rows WHERE fingerprint = ?) r
+                 ON r.image_sha256 = i.image_sha256
+               RETURNING image_sha256, row_index""",
+            [fingerprint, start, fingerprint],
+        ).fetchall()
         con.unregister("incoming")
+        listing = listing_digest(con, fingerprint, int(start))
+    if nested or not new:  # inside an outer transaction the rows may still roll back: the next reader syncs
+        return
+    new.sort(key=lambda r: r[1])
+    position: dict[str, int] = {}
+    for i, sha in enumerate(shas):
+        position.setdefault(sha, i)
+    new_shas = [r[0] for r in new]
+    rows = vectors[[position[s] for s in new_shas]]
+    append_committed(store, fingerprint, int(start), new_shas, rows, listing)
 
 
 def put_text_embeddings(store: Store, fingerprint: str, texts: Sequence[str], vectors: np.ndarray) -> None:
@@ -107,31 +141,67 @@ def text_vectors(store: Store, fingerprint: str, texts: Sequence[str]) -> dict[s
             "WHERE t.fingerprint = ?",
             params=[fingerprint],
         ).to_arrow_table()
-    matrix = _matrix_from_arrow(table.column("vector"))
+    matrix = matrix_from_arrow(table.column("vector"))
     return dict(zip(table.column("text").to_pylist(), matrix, strict=True))
 
 
-def case_vectors(
-    store: Store, fingerprint: str, dataset: str, splits: Sequence[str] | None = None
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Cases of a dataset that have an embedding for this model, and their (n, d) vectors in the same order.
+CASE_VECTOR_COLUMNS = (
+    "dataset",
+    "case_id",
+    "uid",
+    "path",
+    "member",
+    "image_sha256",
+    "label",
+    "patient_id",
+    "split",
+    "attributes",
+)
 
-    Ordered by case_id; a case without an embedding is left out (the frame says which are present).
-    """
-    query = """SELECT c.dataset, c.case_id, c.uid, c.path, c.member, c.image_sha256, c.label, c.patient_id,
-                      c.split, c.attributes, e.vector
-               FROM cases c JOIN image_embeddings e
-                 ON e.image_sha256 = c.image_sha256 AND e.fingerprint = ?
+
+def case_rows(
+    store: Store,
+    fingerprint: str,
+    dataset: str,
+    splits: Sequence[str] | None = None,
+    columns: Sequence[str] = CASE_VECTOR_COLUMNS,
+    below_row: int | None = None,
+) -> pd.DataFrame:
+    """Cases of a dataset with an embedding for this model (only `columns`, ordered by case_id) and the
+    `row_index` of each one's vector in the model's scanning matrix; no vector is read."""
+    query = f"""SELECT {", ".join(f"c.{c}" for c in columns)}, r.row_index
+               FROM cases c JOIN vector_rows r
+                 ON r.image_sha256 = c.image_sha256 AND r.fingerprint = ?
                WHERE c.dataset = ?"""
     params: list = [fingerprint, dataset]
     if splits:
         query += " AND list_contains(?, c.split)"
         params.append(list(splits))
+    if below_row is not None:  # rows a concurrent writer committed after the matrix was opened stay out
+        query += " AND r.row_index < ?"
+        params.append(below_row)
     with store.read() as con:
-        table = con.sql(query + " ORDER BY c.case_id", params=params).to_arrow_table()
-    vectors = _matrix_from_arrow(table.column("vector"))
-    frame = table.drop(["vector"]).to_pandas()
-    return frame, vectors
+        return con.sql(query + " ORDER BY c.case_id", params=params).to_arrow_table().to_pandas()
+
+
+def case_vectors(
+    store: Store,
+    fingerprint: str,
+    dataset: str,
+    splits: Sequence[str] | None = None,
+    columns: Sequence[str] = CASE_VECTOR_COLUMNS,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Cases of a dataset that have an embedding for this model, and their (n, d) vectors in the same order.
+
+    Ordered by case_id; a case without an embedding is left out (the frame says which are present). The
+    vectors come from the model's memory-mapped matrix (store/matrix.py), not from DuckDB's list column.
+    """
+    from pedclip.store.matrix import open_matrix
+
+    matrix = open_matrix(store, fingerprint)
+    frame = case_rows(store, fingerprint, dataset, splits, columns, below_row=matrix.rows)
+    vectors = matrix.take(frame["row_index"].to_numpy())
+    return frame.drop(columns=["row_index"]), vectors
 
 
 def count_embedded(store: Store, fingerprint: str, dataset: str) -> tuple[int, int]:

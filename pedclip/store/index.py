@@ -1,11 +1,13 @@
 """FAISS neighbor indexes per (model fingerprint, dataset), mapped to cases by their stable `uid`.
 
-`indexes/<fingerprint>/<dataset>.faiss` holds an IndexIDMap over case uids (never row order): exact
-inner product (IndexFlatIP) up to `IndexConfig.exact_max` vectors, HNSW above. A sidecar
-`<dataset>.json` records how many vectors it holds and a hash of the (uid, image sha256) pairs it was
-built from; an index is used only when that hash equals the store's current one. When cases were only
-added the index is extended; any other change rebuilds it. Files are written to a temporary name and
-renamed, so a reader never sees half a file.
+`indexes/<fingerprint>/<dataset>.faiss` holds an IndexIDMap over case uids (never row order) of the kind
+`IndexConfig` chooses by size (store/ann.py: exact, HNSW, IVF-PQ). A sidecar `<dataset>.json` records the
+kind, its build parameters, how many vectors it holds, a hash of the (uid, image sha256) pairs it was built
+from, and recall@10 against exact search measured at build time on held-out members; an index is used only
+when that hash equals the store's current one. When cases were only added an exact or HNSW index is
+extended; any other change (and any change to an IVF-PQ index, whose lists and codebooks were trained on
+the old vectors) rebuilds it. Vectors are read from the scanning matrix (store/matrix.py). Files are
+written to a temporary name and renamed, so a reader never sees half a file.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,23 +25,22 @@ import numpy as np
 import pandas as pd
 
 from pedclip.errors import PedclipError
-from pedclip.store.cases import cases_frame
+from pedclip.store.ann import (
+    IndexConfig,
+    fill_index,
+    held_out,
+    measure_recall,
+    new_index,
+    set_search_params,
+)
 from pedclip.store.db import Store
-from pedclip.store.embeddings import case_vectors
+from pedclip.store.embeddings import case_rows
+from pedclip.store.matrix import VectorMatrix, open_matrix
+
+__all__ = ["IndexConfig", "NeighborIndex", "case_query", "ensure_index", "index_path", "neighbors"]
 from pedclip.threads import thread_count
 
 LOOKUP_COLUMNS = ["uid", "case_id", "label", "split", "path", "member", "image_sha256"]
-
-
-@dataclass(frozen=True)
-class IndexConfig:
-    exact_max: int = 20_000  # up to this many vectors exact search; above, HNSW (exact is ~18 ms at 100k)
-    hnsw_m: int = 32  # HNSW graph degree
-    ef_construction: int = 40  # HNSW build breadth (faiss default)
-    ef_search: int = 128  # HNSW query breadth: recall vs latency (see tests/store/test_index.py)
-
-    def kind_for(self, count: int) -> str:
-        return "flat" if count <= self.exact_max else "hnsw"
 
 
 def index_path(store: Store, fingerprint: str, dataset: str) -> Path:
@@ -49,17 +51,21 @@ def sidecar_path(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
-def embedded_listing(store: Store, fingerprint: str, dataset: str) -> tuple[np.ndarray, list[str]]:
-    """(uids sorted, their image shas) of the dataset's cases that have a vector for this model."""
-    with store.read() as con:
-        table = con.sql(
-            """SELECT c.uid, c.image_sha256 FROM cases c JOIN image_embeddings e
-                 ON e.image_sha256 = c.image_sha256 AND e.fingerprint = ?
-               WHERE c.dataset = ? ORDER BY c.uid""",
-            params=[fingerprint, dataset],
-        ).to_arrow_table()
-    uids = table.column("uid").to_numpy().astype(np.int64)
-    return uids, table.column("image_sha256").to_pylist()
+@dataclass(frozen=True)
+class Listing:
+    """The dataset's cases that have a vector in the model's matrix, sorted by uid."""
+
+    uids: np.ndarray  # int64
+    rows: np.ndarray  # int64 row of each in the scanning matrix
+    shas: list[str]
+
+
+def embedded_listing(store: Store, fingerprint: str, dataset: str, below_row: int | None = None) -> Listing:
+    frame = case_rows(store, fingerprint, dataset, columns=("uid", "image_sha256"), below_row=below_row)
+    frame = frame.sort_values("uid", kind="stable")
+    return Listing(
+        frame["uid"].to_numpy(np.int64), frame["row_index"].to_numpy(np.int64), frame["image_sha256"].tolist()
+    )
 
 
 def listing_hash(uids: np.ndarray, shas: Sequence[str]) -> str:
@@ -68,21 +74,6 @@ def listing_hash(uids: np.ndarray, shas: Sequence[str]) -> str:
     digest = hashlib.sha256(np.asarray(uids, dtype="<i8")[order].tobytes())
     digest.update("\n".join(shas[i] for i in order).encode())
     return digest.hexdigest()
-
-
-def _new_index(dim: int, kind: str, config: IndexConfig) -> faiss.Index:
-    if kind == "flat":
-        inner = faiss.IndexFlatIP(dim)
-    else:
-        inner = faiss.IndexHNSWFlat(dim, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        inner.hnsw.efConstruction = config.ef_construction
-    return faiss.IndexIDMap(inner)
-
-
-def _set_search_params(index: faiss.Index, config: IndexConfig) -> None:
-    inner = faiss.downcast_index(faiss.downcast_index(index).index)
-    if isinstance(inner, faiss.IndexHNSW):
-        inner.hnsw.efSearch = config.ef_search
 
 
 def _write_atomic(index: faiss.Index, path: Path, sidecar: dict) -> None:
@@ -97,28 +88,47 @@ def _write_atomic(index: faiss.Index, path: Path, sidecar: dict) -> None:
 
 
 def _read_trusted(path: Path) -> tuple[faiss.Index, dict] | None:
-    """The index and its sidecar when both exist and agree on the file size; else None (rebuild)."""
+    """The index and its sidecar when both exist and agree on the file size; else None (rebuild). IVF-PQ
+    indexes are memory-mapped: their inverted lists stay in the file and the page cache."""
     try:
         sidecar = json.loads(sidecar_path(path).read_text())
         if path.stat().st_size != sidecar.get("index_bytes"):
             return None
-        return faiss.read_index(str(path)), sidecar
+        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if sidecar.get("kind") == "ivfpq" else 0
+        return faiss.read_index(str(path), flags), sidecar
     except (OSError, ValueError, RuntimeError):
         return None
 
 
 @dataclass
 class NeighborIndex:
-    """A loaded index and the case lookup its ids map to (columns as arrays, rows sorted by uid)."""
+    """A loaded index, the case lookup its ids map to (columns as arrays, rows sorted by uid), and what it
+    is: kind, how ensure_index got it, and the recall@10 measured when it was built."""
 
     index: faiss.Index
     lookup: dict[str, np.ndarray]  # LOOKUP_COLUMNS -> arrays, sorted by uid
     kind: str
     action: str  # how ensure_index got it: loaded | built | extended
+    sidecar: dict
+    listing: Listing | None = None  # uid -> matrix row, to rescore IVF-PQ candidates exactly
+    matrix: VectorMatrix | None = None
+    rerank: int = 1
 
     @property
     def count(self) -> int:
         return int(self.index.ntotal)
+
+    @property
+    def recall(self) -> float | None:
+        """recall@10 against exact search measured at build time (1.0 for exact search)."""
+        return self.sidecar.get("recall", {}).get("recall_at_10")
+
+    def describe(self) -> dict:
+        """Which index serves the queries and how good it measured: for `pedclip neighbors` and the dashboard."""
+        recall = self.sidecar.get("recall", {})
+        return {"kind": self.kind, "vectors": self.count, "action": self.action, "params": self.sidecar.get("params"),
+                "recall_at_10": recall.get("recall_at_10"), "recall_queries": recall.get("recall_queries"),
+                "recall_measured_at": recall.get("measured_at_count")}  # fmt: skip
 
     def search(self, queries: np.ndarray, k: int = 10, exclude_uids: Sequence[int] = ()) -> pd.DataFrame:
         """Top-k cases per query row by inner product (cosine on unit vectors), best first."""
@@ -129,7 +139,7 @@ class NeighborIndex:
             )
         if k < 1:
             raise PedclipError(f"k must be at least 1; got {k}")
-        sims, ids = self._search(queries, min(k + len(exclude_uids), self.count))
+        sims, ids = self.search_ids(queries, min(k + len(exclude_uids), self.count))
         keep = (ids >= 0) & ~np.isin(ids, np.asarray(exclude_uids, dtype=np.int64))
         rank = np.cumsum(keep, axis=1) - 1
         keep &= rank < k
@@ -141,6 +151,22 @@ class NeighborIndex:
         out["distance"] = 1.0 - out["similarity"]
         return pd.DataFrame(out)
 
+    def search_ids(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(similarities, uids), each (q, k); IVF-PQ candidates rescored exactly from the matrix."""
+        if self.kind != "ivfpq" or self.matrix is None:
+            return self._search(queries, k)
+        sims, ids = self._search(queries, min(k * self.rerank, self.count))
+        valid = ids >= 0
+        rows = self.listing.rows[
+            np.searchsorted(self.listing.uids, np.where(valid, ids, self.listing.uids[0]))
+        ]
+        vectors = self.matrix.take(rows.ravel()).reshape(*rows.shape, -1)
+        exact = np.where(valid, np.einsum("qd,qcd->qc", queries, vectors), -np.inf).astype(np.float32)
+        order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(exact, order, 1), np.where(
+            np.take_along_axis(valid, order, 1), np.take_along_axis(ids, order, 1), -1
+        )
+
     def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         # One query gains nothing from OpenMP threads, and their start-up and barriers cost more than the
         # search itself on a busy 2-core machine, so single queries run on one thread.
@@ -151,7 +177,10 @@ class NeighborIndex:
 
 
 def _lookup(store: Store, dataset: str) -> dict[str, np.ndarray]:
-    frame = cases_frame(store, dataset)[LOOKUP_COLUMNS].sort_values("uid")
+    with store.read() as con:
+        frame = con.sql(
+            f"SELECT {', '.join(LOOKUP_COLUMNS)} FROM cases WHERE dataset = ? ORDER BY uid", params=[dataset]
+        ).df()
     lookup = {c: frame[c].to_numpy() for c in LOOKUP_COLUMNS}
     # Labels as ints with None for unknown (DuckDB hands a nullable INTEGER column over as float NaN).
     lookup["label"] = np.array([None if pd.isna(v) else int(v) for v in frame["label"]], dtype=object)
@@ -163,87 +192,91 @@ def ensure_index(
     store: Store, fingerprint: str, dataset: str, config: IndexConfig = IndexConfig()
 ) -> NeighborIndex:
     """The index for (model, dataset) matching the store's current embeddings: loaded, extended or built."""
-    uids, shas = embedded_listing(store, fingerprint, dataset)
-    if len(uids) == 0:
+    matrix = open_matrix(store, fingerprint)
+    listing = embedded_listing(store, fingerprint, dataset, below_row=matrix.rows)
+    if len(listing.uids) == 0:
         raise PedclipError(
             f"dataset {dataset!r} has no embeddings for model {fingerprint}; run `pedclip embed` for it first"
         )
     path = index_path(store, fingerprint, dataset)
-    current = listing_hash(uids, shas)
+    current = listing_hash(listing.uids, listing.shas)
+    kind = config.kind_for(len(listing.uids))
+    params = config.build_params(kind, len(listing.uids), matrix.vectors.shape[1])
     found = _read_trusted(path)
-    kind = config.kind_for(len(uids))
-    if found is not None and found[1].get("listing_hash") == current and _same_build(found[1], kind, config):
-        index, action = found[0], "loaded"
-    elif (
-        found is not None and _same_build(found[1], kind, config) and _is_unchanged_subset(found, uids, shas)
-    ):
-        index, action = _extend(store, fingerprint, dataset, found[0], uids), "extended"
-        _write_atomic(index, path, _sidecar(kind, uids, current, config))
+    same = found is not None and found[1].get("kind") == kind and found[1].get("params") == params
+    if same and found[1].get("listing_hash") == current:
+        index, sidecar, action = found[0], found[1], "loaded"
+    elif same and kind != "ivfpq" and _is_unchanged_subset(found, listing):
+        index, action = _extend(found[0], listing, matrix, config), "extended"
+        sidecar = {**found[1], "count": len(listing.uids), "listing_hash": current}
+        _write_atomic(index, path, sidecar)
     else:
-        index, action = _build(store, fingerprint, dataset, kind, config, uids), "built"
-        _write_atomic(index, path, _sidecar(kind, uids, current, config))
-    _set_search_params(index, config)
-    return NeighborIndex(index=index, lookup=_lookup(store, dataset), kind=kind, action=action)
+        index, sidecar = _build(kind, params, listing, matrix, config)
+        sidecar["listing_hash"] = current
+        _write_atomic(index, path, sidecar)
+        if kind == "ivfpq":  # serve from the mapped file, as a later process will, not from build memory
+            index, sidecar = _read_trusted(path)
+        action = "built"
+    set_search_params(index, config)
+    return NeighborIndex(
+        index, _lookup(store, dataset), kind, action, sidecar, listing, matrix, config.rerank
+    )
 
 
-def _same_build(sidecar: dict, kind: str, config: IndexConfig) -> bool:
-    """The stored index is of the kind, and built with the parameters, that `config` asks for today."""
-    built = sidecar.get("config", {})
-    same_graph = all(built.get(f) == getattr(config, f) for f in ("hnsw_m", "ef_construction"))
-    return sidecar.get("kind") == kind and (kind == "flat" or same_graph)
-
-
-def _sidecar(kind: str, uids: np.ndarray, current: str, config: IndexConfig) -> dict:
-    return {"kind": kind, "count": int(len(uids)), "listing_hash": current, "config": asdict(config)}
-
-
-def _is_unchanged_subset(found: tuple[faiss.Index, dict], uids: np.ndarray, shas: list[str]) -> bool:
+def _is_unchanged_subset(found: tuple[faiss.Index, dict], listing: Listing) -> bool:
     """True when the stored index covers a subset of today's (uid, sha) pairs, unchanged: it can be extended."""
     old_ids = faiss.vector_to_array(faiss.downcast_index(found[0]).id_map).astype(np.int64)
-    positions = np.searchsorted(uids, old_ids)
-    if len(old_ids) != found[1].get("count") or np.any(positions >= len(uids)):
+    positions = np.searchsorted(listing.uids, old_ids)
+    if len(old_ids) != found[1].get("count") or np.any(positions >= len(listing.uids)):
         return False
-    if not np.array_equal(uids[positions], old_ids):
+    if not np.array_equal(listing.uids[positions], old_ids):
         return False
-    return listing_hash(old_ids, [shas[p] for p in positions]) == found[1].get("listing_hash")
+    return listing_hash(old_ids, [listing.shas[p] for p in positions]) == found[1].get("listing_hash")
 
 
-def _listed_vectors(
-    store: Store, fingerprint: str, dataset: str, uids: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(uids, vectors) of the listed cases only, so rows a concurrent writer adds meanwhile stay out."""
-    frame, vectors = case_vectors(store, fingerprint, dataset)
-    ids = frame["uid"].to_numpy(np.int64)
-    keep = np.isin(ids, uids)
-    return ids[keep], np.ascontiguousarray(vectors[keep])
-
-
-def _extend(
-    store: Store, fingerprint: str, dataset: str, index: faiss.Index, uids: np.ndarray
-) -> faiss.Index:
+def _extend(index: faiss.Index, listing: Listing, matrix: VectorMatrix, config: IndexConfig) -> faiss.Index:
     old = faiss.vector_to_array(faiss.downcast_index(index).id_map).astype(np.int64)
-    ids, vectors = _listed_vectors(store, fingerprint, dataset, np.setdiff1d(uids, old))
-    index.add_with_ids(vectors, ids)
+    new = ~np.isin(listing.uids, old)
+    fill_index(index, listing.uids[new], listing.rows[new], matrix, config)
     return index
 
 
-def _build(
-    store: Store, fingerprint: str, dataset: str, kind: str, config: IndexConfig, uids: np.ndarray
-) -> faiss.Index:
-    ids, vectors = _listed_vectors(store, fingerprint, dataset, uids)
-    index = _new_index(vectors.shape[1], kind, config)
-    index.add_with_ids(vectors, ids)
-    return index
+def _build(kind: str, params: dict, listing: Listing, matrix: VectorMatrix, config: IndexConfig) -> tuple:
+    """A new index over the listing and its sidecar (parameters, build time, recall measured at build)."""
+    started = time.perf_counter()
+    count = len(listing.uids)
+    index = new_index(matrix.vectors.shape[1], kind, count, config)
+    chosen = held_out(count, config)
+    fill_index(index, listing.uids, listing.rows, matrix, config, keep_out=chosen)
+    seconds = time.perf_counter() - started
+    sidecar = {
+        "kind": kind,
+        "params": params,
+        "count": count,
+        "config": asdict(config),
+        "build_s": round(seconds, 2),
+    }
+    if kind == "flat":
+        recall = {"recall_at_10": 1.0, "recall_queries": 0, "k": 10}
+    else:
+        set_search_params(index, config)
+        probe = NeighborIndex(index, {}, kind, "built", sidecar, listing, matrix, config.rerank)
+        recall = measure_recall(
+            lambda q, k: probe.search_ids(q, k)[1], matrix, listing.uids, listing.rows, chosen, config
+        )
+    sidecar["recall"] = {**recall, "measured_at_count": count}
+    return index, sidecar
 
 
 def case_query(store: Store, fingerprint: str, dataset: str, case_id: str) -> tuple[int, np.ndarray]:
     """(uid, vector) of one case, to query its neighbors; a clear error when absent or not embedded."""
+    matrix = open_matrix(store, fingerprint)
     with store.read() as con:
         row = con.execute(
-            """SELECT c.uid, e.vector FROM cases c JOIN image_embeddings e
-                 ON e.image_sha256 = c.image_sha256 AND e.fingerprint = ?
-               WHERE c.dataset = ? AND c.case_id = ?""",
-            [fingerprint, dataset, case_id],
+            """SELECT c.uid, r.row_index FROM cases c JOIN vector_rows r
+                 ON r.image_sha256 = c.image_sha256 AND r.fingerprint = ?
+               WHERE c.dataset = ? AND c.case_id = ? AND r.row_index < ?""",
+            [fingerprint, dataset, case_id, matrix.rows],
         ).fetchone()
     if row is None:
         raise PedclipError(
@@ -251,7 +284,20 @@ def case_query(store: Store, fingerprint: str, dataset: str, case_id: str) -> tu
             f"check the case id (the image's path under the dataset's root, or SPLIT:INDEX for an npz) or run"
             f" `pedclip embed --model ... --dataset {dataset}` first"
         )
-    return int(row[0]), np.asarray(row[1], dtype=np.float32)
+    return int(row[0]), matrix.take(np.array([row[1]]))[0]
+
+
+def served_by(info: dict) -> str:
+    """One line naming the index that served a query and its recall measured at build (CLI, dashboard)."""
+    recall = info.get("recall_at_10")
+    measured = (
+        "exact"
+        if info.get("kind") == "flat"
+        else f"recall@10 {recall:.3f} measured at build on {info.get('recall_queries')} held-out cases"
+        if recall is not None
+        else "recall not measured"
+    )
+    return f"served by {info.get('kind')} index over {info.get('vectors')} vectors ({measured})"
 
 
 def neighbors(
@@ -264,5 +310,9 @@ def neighbors(
     config: IndexConfig = IndexConfig(),
 ) -> pd.DataFrame:
     """Neighbors of each query row among the dataset's embedded cases: query, rank, case_id, label,
-    split, similarity (inner product), distance (1 - similarity), path, member, uid, image_sha256."""
-    return ensure_index(store, fingerprint, dataset, config).search(queries, k, exclude_uids)
+    split, similarity (inner product), distance (1 - similarity), path, member, uid, image_sha256.
+    `frame.attrs["index"]` says which index served them and its measured recall."""
+    index = ensure_index(store, fingerprint, dataset, config)
+    found = index.search(queries, k, exclude_uids)
+    found.attrs["index"] = index.describe()
+    return found

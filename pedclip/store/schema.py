@@ -105,6 +105,21 @@ MIGRATIONS: list[list[str]] = [
                SELECT run_id FROM runs WHERE json_extract_string(config, '$.score') = 'top1_probability'
            )""",
     ],
+    # 2 -> 3: the row of each image vector in the per-model scanning matrix (store/matrix.py), assigned in
+    # the transaction that commits the vector, so DuckDB says which file row holds which image.
+    [
+        """CREATE TABLE IF NOT EXISTS vector_rows (
+            fingerprint VARCHAR NOT NULL,
+            image_sha256 VARCHAR NOT NULL,
+            row_index BIGINT NOT NULL,         -- dense from 0 per fingerprint, in commit order
+            PRIMARY KEY (fingerprint, image_sha256)
+        )""",
+        """INSERT INTO vector_rows
+           SELECT fingerprint, image_sha256,
+                  row_number() OVER (PARTITION BY fingerprint ORDER BY image_sha256) - 1
+           FROM image_embeddings e
+           WHERE NOT EXISTS (SELECT 1 FROM vector_rows r WHERE r.fingerprint = e.fingerprint)""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -101,10 +101,12 @@ def render() -> None:
             left.image(image)
         right.markdown(f"**Query:** {ui.case_caption(case)} · split {case.get('split')}")
     hits = access.neighbors(ui.store(), model["fingerprint"], dataset, vector, k, exclude)
+    served = access.served_by(hits.attrs.get("index", {}))
     hits["dataset"] = dataset
     hits["rank"] = hits["rank"] + 1  # #1 is the nearest, in the gallery and the table alike
     hits = hits.merge(ui.dataset_cases(dataset)[["case_id", "patient_id"]], on="case_id", how="left")
     st.subheader(f"{len(hits)} nearest cases")
+    st.caption(served)
     ui.gallery(hits, neighbor_caption, key="nb")
     predictions_table(dataset, hits)
 
