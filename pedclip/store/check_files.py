@@ -96,7 +96,8 @@ def index_problem(store: Store, path: Path, models: set[str], datasets: set[str]
     ids = faiss.vector_to_array(faiss.downcast_index(index).id_map).astype(np.int64)
     if len(ids) != sidecar.get("count") or len(np.unique(ids)) != len(ids):
         return f"it holds {len(ids)} ids where its sidecar says {sidecar.get('count')} distinct ones"
-    uids, shas = embedded_listing(store, fingerprint, dataset)
+    listing = embedded_listing(store, fingerprint, dataset)
+    uids, shas = listing.uids, listing.shas
     if sidecar.get("listing_hash") != listing_hash(uids, shas):
         return "stale"
     return _vectors_problem(store, fingerprint, dataset, index, ids, uids)
@@ -107,7 +108,10 @@ def _vectors_problem(store, fingerprint, dataset, index, ids: np.ndarray, uids: 
     if not np.array_equal(np.sort(ids), uids):
         return "its sidecar vouches for the store's cases, but it holds other ids"
     frame, vectors = case_vectors(store, fingerprint, dataset)
-    stored = faiss.downcast_index(faiss.downcast_index(index).index).reconstruct_n(0, index.ntotal)
+    try:
+        stored = faiss.downcast_index(faiss.downcast_index(index).index).reconstruct_n(0, index.ntotal)
+    except RuntimeError:  # a compressed index (IVF-PQ) keeps no exact vectors to compare; its ids matched
+        return None
     frame_uids = frame["uid"].to_numpy(np.int64)
     order = np.argsort(frame_uids)
     expected = vectors[order[np.searchsorted(frame_uids[order], ids)]]

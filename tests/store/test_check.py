@@ -15,7 +15,7 @@ from pedclip.embed.pipeline import EmbedConfig, embed_dataset
 from pedclip.store import Store
 from pedclip.store.check import check_store
 from pedclip.store.embeddings import put_image_embeddings
-from pedclip.store.index import ensure_index, index_path
+from pedclip.store.index import ensure_index, index_path, sidecar_path
 from pedclip.store.runs import save_epoch, save_run
 from tests.embed.conftest import insert_dataset, write_images
 
@@ -96,13 +96,18 @@ def test_each_safe_corruption_is_found_and_repaired(filled: Store, tiny_encoder,
 
 
 def test_faiss_index_that_no_longer_matches_its_vectors_is_found_and_removed(filled: Store, tiny_encoder):
+    import faiss
+
     fingerprint = tiny_encoder.fingerprint
-    with filled.write() as con:  # same cases and shas (so the same listing hash), different vectors
-        con.execute(
-            "UPDATE image_embeddings SET vector = list_reverse(vector) WHERE fingerprint = ? AND image_sha256 = "
-            "(SELECT min(image_sha256) FROM image_embeddings WHERE fingerprint = ?)",
-            [fingerprint, fingerprint],
-        )
+    path = index_path(filled, fingerprint, "ds")
+    index = faiss.read_index(str(path))  # same ids, other vectors; the sidecar still vouches for it
+    ids = faiss.vector_to_array(faiss.downcast_index(index).id_map).astype(np.int64)
+    vectors = faiss.downcast_index(faiss.downcast_index(index).index).reconstruct_n(0, index.ntotal)
+    forged = faiss.IndexIDMap(faiss.IndexFlatIP(vectors.shape[1]))
+    forged.add_with_ids(np.ascontiguousarray(vectors[:, ::-1]), ids)
+    faiss.write_index(forged, str(path))
+    sidecar = json.loads(sidecar_path(path).read_text())
+    sidecar_path(path).write_text(json.dumps({**sidecar, "index_bytes": path.stat().st_size}))
     assert checks(filled) == {"faiss-index-mismatch": "problem"}
     report = check_store(filled, repair=True)
     assert report.ok and not index_path(filled, fingerprint, "ds").exists()
