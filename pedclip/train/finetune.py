@@ -29,6 +29,7 @@ from pedclip.train.data import TrainingSplit, load_split
 from pedclip.train.distributed import SINGLE
 from pedclip.train.evaluate import embed_with, evaluate_finetuned
 from pedclip.train.loop import LoopResult, LoopSettings, Progress, run_loop
+from pedclip.train.resume import TrainingState, claim_run, state_key
 from pedclip.train.step import StepSettings
 from pedclip.train.trainable import count_parameters, select_trainable
 
@@ -155,6 +156,7 @@ def train_encoder(
     run_id: str,
     progress: Progress | None,
     replica=SINGLE,
+    state: TrainingState | None = None,
 ) -> tuple[LoopResult, int]:
     """Seeded training in its own RNG scope (the caller's global RNG is left as it was). Under
     torch.distributed, rank r seeds with seed + r (its own dropout) and only rank 0 records epochs."""
@@ -176,6 +178,7 @@ def train_encoder(
             else None,
             progress=progress,
             replica=replica,
+            state=state,
         )
     return result, count_parameters(params)
 
@@ -199,13 +202,10 @@ def save_child(store: Store, encoder: Encoder, run_id: str, config: FinetuneConf
     return child
 
 
-def _open_run(
-    store: Store, encoder: Encoder, resolved: FinetuneConfig, request: FinetuneConfig, tagged: dict
-) -> str:
+def _open_run(store: Store, encoder: Encoder) -> str:
+    """Rank 0's new run id (a distributed run is never continued)."""
     register_model(store, encoder.describe())
-    run_id = new_run_id("finetune")
-    save_run(store, _run_row(run_id, resolved, request, {"config": tagged}, "running"))
-    return run_id
+    return new_run_id("finetune")
 
 
 def finetune(
@@ -238,23 +238,45 @@ def finetune(
         "val_positive": val.n_positive,
     }
     tagged = {**(tags or {}), "data": data}
-    run_id = replica.from_writer(lambda: _open_run(store, encoder, resolved, config, tagged))
+    if replica is not SINGLE:  # the ranks share the run rank 0 opens; resuming is single-process only
+        run_id = replica.from_writer(lambda: _open_run(store, encoder))
+        return _train_recorded(
+            store, encoder, train, val, resolved, config, (run_id, None), tagged, progress, started, replica
+        )
+    register_model(store, encoder.describe())
+    key = state_key(resolved.as_dict(), encoder.fingerprint, (train, val))
+    # A rerun with the same arguments continues an unfinished run after its last completed epoch.
+    with claim_run(store, config.as_dict(), key) as (run_id, state, _):
+        result = _train_recorded(
+            store, encoder, train, val, resolved, config, (run_id, state), tagged, progress, started, replica
+        )
+        state.clear()
+        return result
+
+
+def _train_recorded(
+    store, encoder, train, val, resolved, request, claimed, tagged, progress, started, replica
+):
+    """The run is "running" while it trains and "failed" if anything raises (Ctrl-C included)."""
+    run_id = claimed[0]
+    if replica.writes:
+        save_run(store, _run_row(run_id, resolved, request, {"config": tagged}, "running"))
     try:
         return _train_save_embed(
-            store, encoder, train, val, resolved, config, run_id, tagged, progress, started, replica
+            store, encoder, train, val, resolved, request, claimed, tagged, progress, started, replica
         )
     except BaseException:
         if replica.writes:
-            save_run(store, _run_row(run_id, resolved, config, {"config": tagged}, "failed"))
+            save_run(store, _run_row(run_id, resolved, request, {"config": tagged}, "failed"))
         raise
 
 
 def _train_save_embed(
-    store, encoder, train, val, resolved, request, run_id, tagged, progress, started, replica
+    store, encoder, train, val, resolved, request, claimed, tagged, progress, started, replica
 ):
-    parent = encoder.fingerprint
+    parent, (run_id, state) = encoder.fingerprint, claimed
     seconds = {"load": time.perf_counter() - started}
-    loop, n_trainable = train_encoder(store, encoder, train, val, resolved, run_id, progress, replica)
+    loop, n_trainable = train_encoder(store, encoder, train, val, resolved, run_id, progress, replica, state)
     if not replica.writes:
         return None
     seconds["train"] = loop.seconds

@@ -24,6 +24,7 @@ from pedclip.eval.metrics import auroc
 from pedclip.models.base import Encoder
 from pedclip.train.data import TrainingSplit, batch_indices
 from pedclip.train.distributed import SINGLE
+from pedclip.train.resume import TrainingState, continue_from
 from pedclip.train.step import StepSettings, optimizer_step, set_mode, validation_scores
 from pedclip.train.trainable import state_tensors
 
@@ -73,11 +74,15 @@ def graceful_interrupt(flag: _StopFlag) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def changing_tensors(encoder: Encoder) -> list[torch.Tensor]:
+    """Every tensor training can change (trainable parameters and buffers), in a fixed order."""
+    tensors = state_tensors(encoder)
+    return [t for t in tensors if t.requires_grad or not isinstance(t, torch.nn.Parameter)]
+
+
 def snapshot(encoder: Encoder) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """CPU copies of every tensor training can change (trainable parameters and buffers)."""
-    tensors = state_tensors(encoder)
-    changing = [t for t in tensors if t.requires_grad or not isinstance(t, torch.nn.Parameter)]
-    return [(t, t.detach().to("cpu", copy=True)) for t in changing]
+    return [(t, t.detach().to("cpu", copy=True)) for t in changing_tensors(encoder)]
 
 
 def restore(saved: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
@@ -186,15 +191,19 @@ def run_loop(
     on_epoch: Callable[[dict], None] | None = None,
     progress: Progress | None = None,
     replica=SINGLE,
+    state: TrainingState | None = None,
 ) -> LoopResult:
     """Train up to `epochs`, validate after each, stop on patience or interrupt; the encoder ends holding
     the best epoch's weights. Under torch.distributed (`replica`), rank 0 validates and every rank follows
-    its decisions."""
+    its decisions. With `state` (one process only), continue after its last saved epoch and save one per
+    epoch."""
     started = time.perf_counter()
-    result, saved, flag = LoopResult(), None, _StopFlag()
+    result, flag = LoopResult(), _StopFlag()
     scaler = torch.amp.GradScaler("cuda") if settings.step.precision == "fp16" else None
+    stateful, tensors = {"optimizer": optimizer, "scaler": scaler}, changing_tensors(encoder)
+    first, saved, settings = continue_from(state, tensors, stateful, result, settings)
     with graceful_interrupt(flag):
-        for epoch in range(1, settings.epochs + 1):
+        for epoch in range(first, settings.epochs + 1):
             tick = time.perf_counter()
             train_loss, steps, step_settings = train_epoch(
                 encoder, train, epoch, optimizer, params, settings, scaler, flag, progress, replica
@@ -218,13 +227,15 @@ def run_loop(
             result.history.append(record)
             if on_epoch is not None:
                 on_epoch(record)
+            if epoch - result.best["epoch"] >= settings.patience:
+                result.stopped = "patience"
+            if state is not None:  # after the epoch row, so a rerun never skips an epoch the store lacks
+                state.save(epoch, tensors, [c for _, c in saved], stateful, result, step_settings.micro_batch)
             _notify(progress, {"event": "epoch", **record}, flag)
             flag.requested = replica.any_rank(flag.requested)
             if flag.requested:
                 result.stopped = "interrupted"
-                break
-            if epoch - result.best["epoch"] >= settings.patience:
-                result.stopped = "patience"
+            if result.stopped != "epochs":
                 break
     restore(saved)
     set_mode(encoder, False)

@@ -54,13 +54,6 @@ def insert_dataset(store, name: str, paths: list[Path]) -> list[CaseRow]:
 
 
 @pytest.fixture(scope="session")
-def tiny_encoder():
-    from pedclip.models import load_encoder
-
-    return load_encoder("openclip:pedclip-tiny")
-
-
-@pytest.fixture(scope="session")
 def tiny_encoder_seed1():
     """Same architecture and preprocess, other weights: another fingerprint, same pixel-cache key."""
     from pedclip.models import load_encoder
