@@ -16,7 +16,7 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,dashboard,dicom]'
+	$(BIN)/pip install -q -e '.[dev,dashboard,dicom,ray]'
 	touch $(STAMP)
 
 install: $(STAMP) browser  ## create .venv with pedclip, its extras and the test browser

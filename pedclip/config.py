@@ -52,6 +52,10 @@ class Paths:
         return self.home / "checkpoints"
 
     @property
+    def training(self) -> Path:  # per-epoch resume state of unfinished fine-tune runs: training/<run_id>/
+        return self.home / "training"
+
+    @property
     def reports(self) -> Path:  # tables and HTML reports
         return self.home / "reports"
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
+from pathlib import Path
 from types import ModuleType
 
 
@@ -22,3 +24,20 @@ def require(module: str, extra: str) -> ModuleType:
         raise MissingExtraError(
             f"{module} is not installed; install it with: pip install 'pedclip[{extra}]'"
         ) from exc
+
+
+class DiskFullError(PedclipError):
+    """A write failed because the disk (or quota) is full; what was committed before is intact."""
+
+    def __init__(self, path: str | Path):
+        super().__init__(
+            f"the disk holding {path} is full; free some space, then rerun the same command: "
+            "it resumes where it stopped (everything committed before is intact)"
+        )
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """An OSError for a full disk or quota, or a database error that reports one (DuckDB's own IOException)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return "no space left on device" in str(exc).lower() or "disk quota exceeded" in str(exc).lower()

@@ -35,6 +35,14 @@ def store(home: Path) -> Store:
 
 
 @pytest.fixture(scope="session")
+def tiny_encoder():
+    """The tiny random open_clip model (loaded once per session; do not train it in place)."""
+    from pedclip.models import load_encoder
+
+    return load_encoder("openclip:pedclip-tiny")
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data when this checkout has it (tests over the whole real sample skip without it)."""
     if not SHARED_DATA.exists():

@@ -39,10 +39,11 @@ def _root(
 
 def _register() -> None:
     # Imported here, not at module top, so that `import pedclip.cli` stays light until a command runs.
-    from pedclip.cli import dashboard, data, demo, embed, evaluate, lookup, models, train
+    from pedclip.cli import dashboard, data, demo, embed, evaluate, lookup, models, store, train
 
     app.add_typer(data.app, name="data", help="ingest, synthesise, split, audit and list datasets")
     app.add_typer(models.app, name="models", help="list model specs and their weights")
+    app.add_typer(store.app, name="store", help="check the store's invariants and repair them")
     for module in (embed, evaluate, lookup, train, demo, dashboard):
         module.register(app)
 

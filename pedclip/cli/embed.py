@@ -12,6 +12,11 @@ from pedclip.cli.common import emit_json, interactive, load_model, print_table, 
 from pedclip.cli.options import AsJson, Dataset, Device, Dtype, Model, Runtime, Weights
 from pedclip.errors import PedclipError
 
+ENGINES = ("local", "ray")
+ENGINE_HELP = "local: decoding processes + this process | ray: Ray Data (pip install 'pedclip[ray]')"
+ADDRESS_HELP = "--engine ray: auto, HOST:PORT or ray://HOST:PORT of a Ray cluster (default: start one here)"
+GPUS_HELP = "--engine ray: GPUs per encoder actor (default 1 with --device cuda, else 0)"
+
 
 def _nothing_to_do(ctx: typer.Context, store, model: str, weights: str | None, dtype: str, dataset: str):
     """The report of a run with nothing to embed (every image cached for the model's fingerprint), found without
@@ -42,7 +47,10 @@ def embed(
     weights: Weights = None,
     batch_size: int = typer.Option(32, "--batch-size", help="images per model forward"),
     workers: int = typer.Option(
-        None, "--workers", help="decoding processes (default: half the cores; 0: none)"
+        None,
+        "--workers",
+        help="decoding processes (default: half the cores; 0: none); with --engine ray and no --address: "
+        "the local Ray instance's CPUs (default: all cores)",
     ),
     chunk_size: int = typer.Option(
         256, "--chunk-size", help="images per committed chunk (what a kill can lose)"
@@ -58,14 +66,22 @@ def embed(
     device: Device = "cpu",
     dtype: Dtype = "fp32",
     runtime: Runtime = "auto",
+    engine: str = typer.Option("local", "--engine", help=ENGINE_HELP),
+    address: str = typer.Option(None, "--address", help=ADDRESS_HELP),
+    actors: int = typer.Option(1, "--actors", help="--engine ray: encoder actors (model copies)"),
+    gpus_per_actor: float = typer.Option(None, "--gpus-per-actor", help=GPUS_HELP),
     as_json: AsJson = False,
 ) -> None:
     """Embed every image of a dataset not yet cached for this model (resumable; reruns are cheap)."""
     from pedclip.embed.pipeline import EmbedConfig, embed_dataset
 
+    if engine not in ENGINES:
+        raise PedclipError(f"--engine {engine!r} is not valid; expected one of: {', '.join(ENGINES)}")
+    if engine == "local" and (address or actors != 1 or gpus_per_actor is not None):
+        raise PedclipError("--address, --actors and --gpus-per-actor need --engine ray")
     config = EmbedConfig(
         batch_size=batch_size,
-        workers=workers,
+        workers=workers if engine == "local" else 0,  # with ray, --workers is the local instance's CPUs
         chunk_size=chunk_size,
         use_pixel_cache=not no_pixel_cache,
         jpeg_draft=jpeg_draft,
@@ -73,19 +89,18 @@ def embed(
     store = state(ctx).store(create=False)
     report = _nothing_to_do(ctx, store, model, weights, dtype, dataset)
     if report is None:  # load the model only when an image lacks a vector
-        encoder = load_model(ctx, model, weights=weights, device=device, dtype=dtype, runtime=runtime)
+        options = {"weights": weights, "device": device or "cpu", "dtype": dtype, "runtime": runtime}
         with _ProgressBar(f"embedding {dataset}", show=interactive(as_json)) as bar:
-            report = embed_dataset(store, encoder, dataset, config, progress=bar.update)
+            if engine == "ray":
+                ray_config = _ray_config(address, actors, gpus_per_actor, workers)
+                report = _embed_ray(ctx, store, model, options, dataset, config, ray_config, bar)
+            else:
+                encoder = load_model(ctx, model, **options)
+                report = embed_dataset(store, encoder, dataset, config, progress=bar.update)
     if as_json:
         emit_json({"model": model, **report.as_dict()})
         return
-    seconds = report.seconds
-    typer.echo(
-        f"{dataset}: {report.embedded} embedded ({report.pixel_cache_hits} from the pixel cache), "
-        f"{report.already_embedded} already cached, {report.failed} failed, of {report.distinct_images} "
-        f"distinct images in {report.cases} cases; {seconds['total']:.1f} s (read {seconds['read']:.1f}, "
-        f"encode {seconds['encode']:.1f}, write {seconds['write']:.1f}), {report.images_per_s:.1f} images/s"
-    )
+    typer.echo(_summary(dataset, report))
     for failure in report.failures:
         typer.echo(f"skipped {', '.join(failure.case_ids)}: {failure.reason}", err=True)
     if report.changed:
@@ -94,6 +109,45 @@ def embed(
             " ingest ...` again for this dataset, then embed",
             err=True,
         )
+
+
+def _summary(dataset: str, report) -> str:
+    seconds = report.seconds
+    ray = report.engine == "ray"
+    stages = ("start", "read", "encode", "wait", "write") if ray else ("read", "encode", "write")
+    timings = ", ".join(f"{stage} {seconds.get(stage, 0.0):.1f}" for stage in stages)
+    summed = " (read and encode summed over Ray workers)" if ray else ""
+    return (
+        f"{dataset}: {report.embedded} embedded ({report.pixel_cache_hits} from the pixel cache), "
+        f"{report.already_embedded} already cached, {report.failed} failed, of {report.distinct_images} "
+        f"distinct images in {report.cases} cases; {seconds['total']:.1f} s ({timings}){summed}, "
+        f"{report.images_per_s:.1f} images/s"
+    )
+
+
+def _ray_config(address, actors, gpus_per_actor, workers):
+    from pedclip.embed.ray_engine import RayConfig
+
+    return RayConfig(address=address, actors=actors, gpus_per_actor=gpus_per_actor, cpus=workers)
+
+
+def _embed_ray(ctx, store, model: str, options: dict, dataset: str, config, ray_config, bar):
+    """The driver's copy of the model stays on the CPU under torch (it only names the fingerprint, the
+    preprocessing and the `models` row); the actors build theirs with --device and --runtime."""
+    from pedclip.embed.ray_engine import embed_dataset_ray
+    from pedclip.embed.ray_stages import EncoderSpec
+    from pedclip.models import load_encoder
+    from pedclip.models.runtime import ONNX_ONLY_DTYPES, check_dtype_hardware
+
+    check_dtype_hardware(options["dtype"], options["device"])  # as on the actors' device
+    driver_runtime = "onnx" if options["dtype"] in ONNX_ONLY_DTYPES else "torch"
+    encoder = load_encoder(model, weights=options["weights"], dtype=options["dtype"], home=state(ctx).home,
+                           runtime=driver_runtime)  # fmt: skip
+    # Absolute, since the workers start in other folders.
+    weights = str(Path(options["weights"]).resolve()) if options["weights"] else None
+    spec = EncoderSpec(model, encoder.fingerprint, weights, options["device"], options["dtype"],
+                       home=str(store.paths.home.resolve()), runtime=options["runtime"])  # fmt: skip
+    return embed_dataset_ray(store, encoder, spec, dataset, config, ray_config, progress=bar.update)
 
 
 class _ProgressBar:

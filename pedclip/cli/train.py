@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -54,6 +55,12 @@ def parse_seeds(text: str | None) -> tuple[int, ...] | None:
     return seeds
 
 
+NPROC_HELP = (
+    "processes (ranks) on this machine: DDP, gloo on CPU, NCCL with one GPU each; the loss sees the global "
+    "batch (--batch-size is the global batch). Under torchrun leave it out"
+)
+
+
 def _epoch_printer(show: bool):
     """A progress callback printing one line per epoch on stderr."""
 
@@ -69,6 +76,30 @@ def _epoch_printer(show: bool):
         )
 
     return report
+
+
+def _run_finetune(ctx: typer.Context, config, nproc: int, progress):
+    """One process, `--nproc` spawned ranks, or this rank of a torchrun launch (None on ranks other than 0)."""
+    from pedclip.errors import PedclipError
+    from pedclip.train.distributed import Rank
+
+    if nproc < 1:
+        raise PedclipError(f"--nproc must be at least 1; got {nproc}")
+    rank = Rank.from_env()
+    if rank is not None:
+        if nproc != 1:
+            raise PedclipError("torchrun already started the processes (WORLD_SIZE is set); drop --nproc")
+        from pedclip.train.launch import finetune_as_rank
+
+        ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        return finetune_as_rank(state(ctx).home, config, rank, progress, ranks_here=ranks_here)
+    if nproc > 1:
+        from pedclip.train.launch import launch
+
+        return launch(state(ctx).home, config, nproc, progress)
+    from pedclip.train.finetune import finetune
+
+    return finetune(state(ctx).store(create=False), config, progress=progress)
 
 
 def _config(**fields):
@@ -89,18 +120,28 @@ def finetune_command(
     tune: Tune = False,
     tune_lr: TuneLr = None,
     tune_wd: TuneWd = None,
+    nproc: Annotated[int, typer.Option("--nproc", help=NPROC_HELP)] = 1,
     as_json: AsJson = False,
 ) -> None:
     """Fine-tune both towers contrastively; save, register and embed the best checkpoint as local:DIR."""
+    from pedclip.train.distributed import Rank
     from pedclip.train.seeds import finetune_seeds
 
     config = _config(model=model, dataset=dataset, trust_torchscript=state(ctx).trust_torchscript, **training)
-    store, chosen = state(ctx).store(create=False), parse_seeds(seeds)
-    trainer, progress = make_trainer(tune, tune_lr, tune_wd), _epoch_printer(not as_json)
-    if chosen is None:
-        results = [trainer(store, config, progress=progress)]
+    chosen, progress = parse_seeds(seeds), _epoch_printer(not as_json)
+    if nproc != 1 or Rank.from_env() is not None:
+        if chosen is not None or tune:
+            raise PedclipError("--seeds and --tune run in one process; drop them with --nproc or torchrun")
+        result = _run_finetune(ctx, config, nproc, progress)
+        if result is None:  # a torchrun rank other than 0: rank 0 reports
+            return
+        results = [result]
     else:
-        results = finetune_seeds(store, config, chosen, progress=progress, trainer=trainer)
+        store, trainer = state(ctx).store(create=False), make_trainer(tune, tune_lr, tune_wd)
+        if chosen is None:
+            results = [trainer(store, config, progress=progress)]
+        else:
+            results = finetune_seeds(store, config, chosen, progress=progress, trainer=trainer)
     if as_json:
         docs = [r.as_dict() for r in results]
         emit_json(docs[0] if chosen is None else {"runs": docs})

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pedclip.data.remote import is_url, read_url, url_name
 from pedclip.errors import PedclipError
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
@@ -66,11 +67,18 @@ def load_image(
     reduce_to: Callable[[int, int], tuple[int, int]] | None = None,
     expected_sha256: str | None = None,
 ) -> Image.Image:
-    """Decode one image: a file, a DICOM, or `member` of an npz ('train:12' = train_images[12]).
+    """Decode one image: a file, a URL (pyarrow filesystems), a DICOM, or `member` of an npz ('train:12').
     With `expected_sha256` the bytes read (an npz member's array bytes) must hash to it (ImageChangedError).
 
     `reduce_to(width, height)` -> the smallest size a JPEG may be decoded at: the decoder then scales by 1/2,
     1/4 or 1/8 in the DCT domain (PIL's draft) while staying at or above it. Other formats ignore it."""
+    if is_url(path):
+        try:
+            data = read_url(path)
+        except OSError as exc:
+            raise ImageDecodeError(str(exc)) from exc
+        check_sha256(data, expected_sha256, path)
+        return load_image_bytes(data, url_name(path), max_pixels=max_pixels, reduce_to=reduce_to)
     path = Path(path)
     if member is not None:
         return load_npz_member(path, member, expected_sha256)
@@ -137,14 +145,15 @@ def inspect_file(path: str, max_pixels: int | None = None) -> tuple:
 
     Runs in pool workers, which is why this module stays light to import (no pandas, no torch).
     """
+    name = url_name(path) if is_url(path) else Path(path).name
     try:
-        data = Path(path).read_bytes()
+        data = read_url(path) if is_url(path) else Path(path).read_bytes()
     except OSError as exc:
         return ("error", f"cannot be read ({exc.strerror or exc})")
     try:
-        width, height, mode, tags = inspect_bytes(data, Path(path).name, max_pixels=max_pixels)
+        width, height, mode, tags = inspect_bytes(data, name, max_pixels=max_pixels)
     except ImageDecodeError as exc:
-        return ("error", _reason(str(exc), Path(path).name))
+        return ("error", _reason(str(exc), name))
     return (hashlib.sha256(data).hexdigest(), width, height, mode, tags)
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 
 from pedclip.data.labels import label_of, split_of
 from pedclip.data.readers_tree import SourceItem
+from pedclip.data.remote import is_url
 from pedclip.errors import PedclipError
 from pedclip.store.cases import IngestError
 
@@ -76,7 +77,10 @@ def _item(row: dict, root: Path, extra: list[str]) -> SourceItem | IngestError:
     raw_path = _text(row["path"])
     if raw_path is None:
         return IngestError(str(root), "a manifest row has an empty path")
-    path = Path(raw_path) if Path(raw_path).is_absolute() else root / raw_path
+    if is_url(raw_path):  # read through pyarrow's filesystems at inspection; the URL is the case id
+        path = raw_path
+    else:
+        path = Path(raw_path) if Path(raw_path).is_absolute() else root / raw_path
     where = str(path)
     label_text = _text(row["label"])
     label = label_of(label_text) if label_text is not None else None
@@ -88,20 +92,23 @@ def _item(row: dict, root: Path, extra: list[str]) -> SourceItem | IngestError:
     split = split_of(split_text) if split_text is not None else None
     if split_text is not None and split is None:
         return IngestError(where, f"has split {split_text!r}; expected train, val or test")
-    if not path.is_file():
+    if isinstance(path, Path) and not path.is_file():
         return IngestError(where, "is listed in the manifest but does not exist")
-    case_id = (
-        path.resolve().relative_to(root).as_posix()
-        if path.resolve().is_relative_to(root)
-        else str(path.resolve())
-    )
     attributes = {c: _plain(row[c]) for c in extra if _plain(row[c]) is not None}
     return SourceItem(
-        path.resolve(),
-        case_id,
+        path.resolve() if isinstance(path, Path) else path,
+        _case_id(path, root),
         label,
         split,
         _text(row.get("patient_id")),
         _text(row.get("report")),
         attributes,
     )
+
+
+def _case_id(path: Path | str, root: Path) -> str:
+    """A URL as it is; a path relative to the manifest's folder when inside it, else absolute."""
+    if isinstance(path, str):
+        return path
+    resolved = path.resolve()
+    return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else str(resolved)

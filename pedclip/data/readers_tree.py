@@ -44,7 +44,7 @@ _IM = re.compile(r"^((?:NORMAL\d*-)?IM-\d+)-\d+", re.IGNORECASE)
 class SourceItem:
     """One file to inspect, with what the source's layout or manifest says about it."""
 
-    path: Path  # absolute
+    path: Path | str  # absolute, or a URL (a CSV manifest may list s3://, gs:// ...)
     case_id: str
     label: int | None
     split: str | None = None

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from pedclip.embed.device import host_to_device
 from pedclip.embed.pixels import Decoder, DraftDecoder, default_decoder
 from pedclip.embed.reader import ImageRef, ReadBatch, ReadFailure, read_batches
 from pedclip.errors import PedclipError
@@ -59,6 +60,7 @@ class EmbedConfig:
 class EmbedReport:
     dataset: str
     fingerprint: str
+    engine: str = "local"  # local | ray
     cases: int = 0
     distinct_images: int = 0
     already_embedded: int = 0  # distinct images that had a vector before this run
@@ -128,7 +130,8 @@ def encode_batches(encoder: Encoder, batches: Iterable[ReadBatch], timings: dict
         if batch is None:
             return
         start = time.perf_counter()
-        vectors = encoder.encode_images(encoder.normalize(batch.arrays)) if batch.arrays else None
+        pixels = host_to_device(encoder.normalize(batch.arrays), encoder.device) if batch.arrays else None
+        vectors = encoder.encode_images(pixels) if pixels is not None else None
         timings["encode"] += time.perf_counter() - start
         yield batch, vectors
 

@@ -7,6 +7,7 @@ rest, and a file appears only complete (written to a temporary name, then rename
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,14 +76,24 @@ class PixelCache:
         except (OSError, ValueError, EOFError):
             return None
 
-    def put(self, sha256: str, array: np.ndarray) -> None:
-        """Write atomically: a reader (or a killed writer) never leaves a half-written file under the name."""
+    def put(self, sha256: str, array: np.ndarray) -> bool:
+        """Write atomically: a reader (or a killed writer) never leaves a half-written file under the name.
+
+        Best effort: the cache only saves decoding, so a failed write (a full disk, a read-only home) is not
+        the image's fault; it returns False and leaves no temporary file behind.
+        """
         path = self.path_for(sha256)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as handle:
-            np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as handle:
+                np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+            os.replace(tmp, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            return False
+        return True
 
 
 def cached_geometry(

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from pedclip.config import Paths
-from pedclip.errors import PedclipError
+from pedclip.errors import DiskFullError, PedclipError, is_disk_full
 from pedclip.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 LOCK_WAIT_S = 60.0
@@ -76,19 +76,27 @@ class Store:
         if self._writer is not None:  # nested: join the outer transaction
             yield self._writer
             return
-        con = _connect(self.paths.db, read_only=False, wait_s=self.lock_wait_s)
+        try:
+            con = _connect(self.paths.db, read_only=False, wait_s=self.lock_wait_s)
+        except duckdb.Error as exc:
+            if is_disk_full(exc):
+                raise DiskFullError(self.paths.db) from exc
+            raise
         self._writer = con
         try:
             con.begin()
             yield con
             con.commit()
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(duckdb.Error):
                 con.rollback()
+            if isinstance(exc, (duckdb.Error, OSError)) and is_disk_full(exc):
+                raise DiskFullError(self.paths.db) from exc
             raise
         finally:
             self._writer = None
-            con.close()
+            with contextlib.suppress(duckdb.Error):
+                con.close()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -47,7 +47,7 @@ def index_path(store: Store, fingerprint: str, dataset: str) -> Path:
     return store.paths.indexes / fingerprint / f"{dataset}.faiss"
 
 
-def _sidecar_path(path: Path) -> Path:
+def sidecar_path(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
@@ -84,14 +84,14 @@ def _write_atomic(index: faiss.Index, path: Path, sidecar: dict) -> None:
     os.replace(tmp, path)
     side_tmp = tmp.with_suffix(".json.tmp")
     side_tmp.write_text(json.dumps(sidecar, sort_keys=True))
-    os.replace(side_tmp, _sidecar_path(path))
+    os.replace(side_tmp, sidecar_path(path))
 
 
 def _read_trusted(path: Path) -> tuple[faiss.Index, dict] | None:
     """The index and its sidecar when both exist and agree on the file size; else None (rebuild). IVF-PQ
     indexes are memory-mapped: their inverted lists stay in the file and the page cache."""
     try:
-        sidecar = json.loads(_sidecar_path(path).read_text())
+        sidecar = json.loads(sidecar_path(path).read_text())
         if path.stat().st_size != sidecar.get("index_bytes"):
             return None
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if sidecar.get("kind") == "ivfpq" else 0

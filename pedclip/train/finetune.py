@@ -26,8 +26,10 @@ from pedclip.store.embeddings import register_model
 from pedclip.store.runs import new_run_id, save_epoch, save_run
 from pedclip.train.config import FinetuneConfig, is_medclip_family, is_ucsd_like, resolve
 from pedclip.train.data import TrainingSplit, load_split
+from pedclip.train.distributed import SINGLE
 from pedclip.train.evaluate import embed_with, evaluate_finetuned
 from pedclip.train.loop import LoopResult, LoopSettings, Progress, run_loop
+from pedclip.train.resume import TrainingState, claim_run, state_key
 from pedclip.train.step import StepSettings
 from pedclip.train.trainable import count_parameters, select_trainable
 
@@ -153,12 +155,16 @@ def train_encoder(
     config: FinetuneConfig,
     run_id: str,
     progress: Progress | None,
+    replica=SINGLE,
+    state: TrainingState | None = None,
 ) -> tuple[LoopResult, int]:
-    """Seeded training in its own RNG scope (the caller's global RNG is left as it was)."""
+    """Seeded training in its own RNG scope (the caller's global RNG is left as it was). Under
+    torch.distributed, rank r seeds with seed + r (its own dropout) and only rank 0 records epochs."""
     params = select_trainable(encoder, config.trainable, config.last_n)
     devices = [torch.device(config.device).index or 0] if torch.device(config.device).type == "cuda" else []
+    replica.attach(encoder)
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.seed + replica.rank)
         optimizer = make_optimizer(config, [p for _, p in params])
         result = run_loop(
             encoder,
@@ -167,8 +173,12 @@ def train_encoder(
             optimizer,
             [p for _, p in params],
             loop_settings(config),
-            on_epoch=lambda record: save_epoch(store, run_id, record["epoch"], _curve_point(record)),
+            on_epoch=(lambda r: save_epoch(store, run_id, r["epoch"], _curve_point(r)))
+            if replica.writes
+            else None,
             progress=progress,
+            replica=replica,
+            state=state,
         )
     return result, count_parameters(params)
 
@@ -192,49 +202,83 @@ def save_child(store: Store, encoder: Encoder, run_id: str, config: FinetuneConf
     return child
 
 
+def _open_run(store: Store, encoder: Encoder) -> str:
+    """Rank 0's new run id (a distributed run is never continued)."""
+    register_model(store, encoder.describe())
+    return new_run_id("finetune")
+
+
 def finetune(
     store: Store,
     config: FinetuneConfig,
     progress: Progress | None = None,
     decoder: Decoder = default_decoder,
     tags: dict | None = None,
-) -> FinetuneResult:
+    replica=SINGLE,
+) -> FinetuneResult | None:
     """Fine-tune `config.model` on `config.dataset`; see the module docstring for the steps.
 
     `tags` (e.g. the seed group, the tuning grid) are stored in the run's config beside what it computed.
     The run is recorded as "running" from the start, and "failed" if anything raises (Ctrl-C included);
     a first Ctrl-C during training only stops it early and the run ends "interrupted" with its checkpoint.
+    Under torch.distributed (`replica`, see train/distributed.py) only rank 0 reads and writes the store
+    and returns the result; the other ranks train and return None.
     """
     started = time.perf_counter()
-    info = check_datasets(store, config)
+    info = replica.from_writer(lambda: check_datasets(store, config))
     encoder = load_parent(store, config)
     resolved = resolve(
         config, is_medclip_family(encoder.family, encoder.arch), is_ucsd_like(info), torch.cuda.is_available()
     )
-    train, val = load_splits(store, encoder, resolved, decoder)
-    register_model(store, encoder.describe())
-    run_id = new_run_id("finetune")
+    train, val = replica.from_writer(lambda: load_splits(store, encoder, resolved, decoder))
     data = {
         "train": len(train),
         "train_positive": train.n_positive,
         "val": len(val),
         "val_positive": val.n_positive,
     }
-    first = {"config": {**(tags or {}), "data": data}}
-    save_run(store, _run_row(run_id, resolved, config, first, "running"))
+    tagged = {**(tags or {}), "data": data}
+    if replica is not SINGLE:  # the ranks share the run rank 0 opens; resuming is single-process only
+        run_id = replica.from_writer(lambda: _open_run(store, encoder))
+        return _train_recorded(
+            store, encoder, train, val, resolved, config, (run_id, None), tagged, progress, started, replica
+        )
+    register_model(store, encoder.describe())
+    key = state_key(resolved.as_dict(), encoder.fingerprint, (train, val))
+    # A rerun with the same arguments continues an unfinished run after its last completed epoch.
+    with claim_run(store, config.as_dict(), key) as (run_id, state, _):
+        result = _train_recorded(
+            store, encoder, train, val, resolved, config, (run_id, state), tagged, progress, started, replica
+        )
+        state.clear()
+        return result
+
+
+def _train_recorded(
+    store, encoder, train, val, resolved, request, claimed, tagged, progress, started, replica
+):
+    """The run is "running" while it trains and "failed" if anything raises (Ctrl-C included)."""
+    run_id = claimed[0]
+    if replica.writes:
+        save_run(store, _run_row(run_id, resolved, request, {"config": tagged}, "running"))
     try:
         return _train_save_embed(
-            store, encoder, train, val, resolved, config, run_id, first["config"], progress, started
+            store, encoder, train, val, resolved, request, claimed, tagged, progress, started, replica
         )
     except BaseException:
-        save_run(store, _run_row(run_id, resolved, config, first, "failed"))
+        if replica.writes:
+            save_run(store, _run_row(run_id, resolved, request, {"config": tagged}, "failed"))
         raise
 
 
-def _train_save_embed(store, encoder, train, val, resolved, request, run_id, tagged, progress, started):
-    parent = encoder.fingerprint
+def _train_save_embed(
+    store, encoder, train, val, resolved, request, claimed, tagged, progress, started, replica
+):
+    parent, (run_id, state) = encoder.fingerprint, claimed
     seconds = {"load": time.perf_counter() - started}
-    loop, n_trainable = train_encoder(store, encoder, train, val, resolved, run_id, progress)
+    loop, n_trainable = train_encoder(store, encoder, train, val, resolved, run_id, progress, replica, state)
+    if not replica.writes:
+        return None
     seconds["train"] = loop.seconds
     child = save_child(store, encoder, run_id, resolved, parent)
     del encoder  # its fingerprint is the parent's: never embed with it

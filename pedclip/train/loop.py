@@ -9,6 +9,7 @@ Ctrl-C aborts at once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
 import threading
 import time
@@ -22,7 +23,9 @@ from pedclip.errors import PedclipError
 from pedclip.eval.metrics import auroc
 from pedclip.models.base import Encoder
 from pedclip.train.data import TrainingSplit, batch_indices
-from pedclip.train.step import StepSettings, accumulate_gradients, optimizer_step, set_mode, validation_scores
+from pedclip.train.distributed import SINGLE
+from pedclip.train.resume import TrainingState, continue_from
+from pedclip.train.step import StepSettings, optimizer_step, set_mode, validation_scores
 from pedclip.train.trainable import state_tensors
 
 Progress = Callable[[dict], None]  # events: {"event": "step" | "epoch", ...}
@@ -71,11 +74,15 @@ def graceful_interrupt(flag: _StopFlag) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def changing_tensors(encoder: Encoder) -> list[torch.Tensor]:
+    """Every tensor training can change (trainable parameters and buffers), in a fixed order."""
+    tensors = state_tensors(encoder)
+    return [t for t in tensors if t.requires_grad or not isinstance(t, torch.nn.Parameter)]
+
+
 def snapshot(encoder: Encoder) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """CPU copies of every tensor training can change (trainable parameters and buffers)."""
-    tensors = state_tensors(encoder)
-    changing = [t for t in tensors if t.requires_grad or not isinstance(t, torch.nn.Parameter)]
-    return [(t, t.detach().to("cpu", copy=True)) for t in changing]
+    return [(t, t.detach().to("cpu", copy=True)) for t in changing_tensors(encoder)]
 
 
 def restore(saved: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
@@ -85,19 +92,13 @@ def restore(saved: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
 
 
 def _one_step(
-    encoder, data, index, optimizer, params, settings: StepSettings, scaler
+    encoder, data, index, optimizer, params, settings: StepSettings, scaler, replica=SINGLE
 ) -> tuple[float, StepSettings]:
-    """One optimiser step; on CUDA out-of-memory the micro-batch is halved and the step retried."""
+    """One optimiser step; on CUDA out-of-memory the micro-batch is halved and the step retried.
+    `replica` computes this process's share of the batch gradient (all of it outside torch.distributed)."""
     while True:
         try:
-            loss = accumulate_gradients(
-                encoder,
-                data.pixels[index],
-                [data.texts[i] for i in index],
-                data.labels[index],
-                settings,
-                scaler,
-            )
+            loss = replica.accumulate(encoder, data, index, settings, scaler)
             optimizer_step(optimizer, params, encoder, settings.grad_clip, scaler)
             return loss, settings
         except torch.OutOfMemoryError as exc:
@@ -130,19 +131,23 @@ def train_epoch(
     scaler,
     flag: _StopFlag,
     progress: Progress | None,
+    replica=SINGLE,
 ) -> tuple[float, int, StepSettings]:
     """(mean training loss weighted by batch size, steps done, step settings possibly with a smaller micro)."""
     set_mode(encoder, True)
     batches = batch_indices(len(data), settings.batch_size, settings.seed, epoch)
     step_settings, total, count = settings.step, 0.0, 0
     for number, index in enumerate(batches, start=1):
-        loss, step_settings = _one_step(encoder, data, index, optimizer, params, step_settings, scaler)
+        loss, step_settings = _one_step(
+            encoder, data, index, optimizer, params, step_settings, scaler, replica
+        )
         total, count = total + loss * len(index), count + len(index)
         _notify(
             progress,
             {"event": "step", "epoch": epoch, "step": number, "steps": len(batches), "loss": loss},
             flag,
         )
+        flag.requested = replica.any_rank(flag.requested)
         if flag.requested:
             return total / count, number, step_settings
     return total / count, len(batches), step_settings
@@ -185,17 +190,23 @@ def run_loop(
     settings: LoopSettings,
     on_epoch: Callable[[dict], None] | None = None,
     progress: Progress | None = None,
+    replica=SINGLE,
+    state: TrainingState | None = None,
 ) -> LoopResult:
     """Train up to `epochs`, validate after each, stop on patience or interrupt; the encoder ends holding
-    the best epoch's weights."""
+    the best epoch's weights. Under torch.distributed (`replica`), rank 0 validates and every rank follows
+    its decisions. With `state` (one process only), continue after its last saved epoch and save one per
+    epoch."""
     started = time.perf_counter()
-    result, saved, flag = LoopResult(), None, _StopFlag()
+    result, flag = LoopResult(), _StopFlag()
     scaler = torch.amp.GradScaler("cuda") if settings.step.precision == "fp16" else None
+    stateful, tensors = {"optimizer": optimizer, "scaler": scaler}, changing_tensors(encoder)
+    first, saved, settings = continue_from(state, tensors, stateful, result, settings)
     with graceful_interrupt(flag):
-        for epoch in range(1, settings.epochs + 1):
+        for epoch in range(first, settings.epochs + 1):
             tick = time.perf_counter()
             train_loss, steps, step_settings = train_epoch(
-                encoder, train, epoch, optimizer, params, settings, scaler, flag, progress
+                encoder, train, epoch, optimizer, params, settings, scaler, flag, progress, replica
             )
             settings = replace(settings, step=step_settings)
             if flag.requested and result.best is not None:
@@ -205,7 +216,7 @@ def run_loop(
                 "epoch": epoch,
                 "train_loss": train_loss,
                 "steps": steps,
-                **validate(encoder, val, settings),
+                **replica.from_writer(functools.partial(validate, encoder, val, settings)),
                 "logit_scale": float(encoder.logit_scale_param.detach().float().exp()),
                 "micro_batch": step_settings.micro_batch,
                 "seconds": time.perf_counter() - tick,
@@ -216,12 +227,15 @@ def run_loop(
             result.history.append(record)
             if on_epoch is not None:
                 on_epoch(record)
-            _notify(progress, {"event": "epoch", **record}, flag)
-            if flag.requested:
-                result.stopped = "interrupted"
-                break
             if epoch - result.best["epoch"] >= settings.patience:
                 result.stopped = "patience"
+            if state is not None:  # after the epoch row, so a rerun never skips an epoch the store lacks
+                state.save(epoch, tensors, [c for _, c in saved], stateful, result, step_settings.micro_batch)
+            _notify(progress, {"event": "epoch", **record}, flag)
+            flag.requested = replica.any_rank(flag.requested)
+            if flag.requested:
+                result.stopped = "interrupted"
+            if result.stopped != "epochs":
                 break
     restore(saved)
     set_mode(encoder, False)

@@ -54,15 +54,23 @@ def insert_dataset(store, name: str, paths: list[Path]) -> list[CaseRow]:
 
 
 @pytest.fixture(scope="session")
-def tiny_encoder():
-    from pedclip.models import load_encoder
-
-    return load_encoder("openclip:pedclip-tiny")
-
-
-@pytest.fixture(scope="session")
 def tiny_encoder_seed1():
     """Same architecture and preprocess, other weights: another fingerprint, same pixel-cache key."""
     from pedclip.models import load_encoder
 
     return load_encoder("openclip:pedclip-tiny", seed=1)
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """One local Ray instance (2 CPUs) for the whole test session: starting one costs seconds (~6 s on a
+    quiet 2-core machine), so every Ray test shares it; its address lets a CLI subprocess join it."""
+    import logging
+
+    import ray
+
+    context = ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING
+    )
+    yield context.address_info["address"]
+    ray.shutdown()

@@ -51,15 +51,20 @@ def test_killed_run_resumes_without_duplicates(store, home, tmp_path, tiny_encod
     assert 0 < killed_at < total == N_IMAGES, "the run must be killed part-way for this test to mean anything"
     report = embed_dataset(store, tiny_encoder, "ds", EmbedConfig(batch_size=32, workers=0, chunk_size=64))
     assert report.already_embedded == killed_at and report.embedded == N_IMAGES - killed_at
+    assert_complete_without_duplicates(store, fingerprint, tiny_encoder, N_IMAGES, every=37)
+
+
+def assert_complete_without_duplicates(store, fingerprint: str, encoder, n_images: int, every: int) -> None:
+    """One row per image, whole unit vectors, and every `every`-th equal to the encoder's own vector."""
     with store.read() as con:
         rows, distinct = con.execute(
             "SELECT count(*), count(DISTINCT image_sha256) FROM image_embeddings WHERE fingerprint = ?",
             [fingerprint],
         ).fetchone()
-    assert rows == distinct == N_IMAGES
+    assert rows == distinct == n_images
     frame, vectors = case_vectors(store, fingerprint, "ds")
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)  # no partial rows
-    sample = list(range(0, N_IMAGES, 37))
-    expected = np.concatenate([tiny_encoder.encode_images(tiny_encoder.preprocess(Image.open(frame["path"][i]))[None])
+    sample = list(range(0, n_images, every))
+    expected = np.concatenate([encoder.encode_images(encoder.preprocess(Image.open(frame["path"][i]))[None])
                                for i in sample])  # fmt: skip
     np.testing.assert_allclose(vectors[sample], expected, atol=1e-5)

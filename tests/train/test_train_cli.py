@@ -115,5 +115,6 @@ def test_finetune_and_transfer_accept_the_same_training_options():
 
     shared = flags("finetune") & flags("transfer")
     assert {"--micro-batch", "--grad-clip", "--precision", "--reembed", "--workers", "--lr"} <= shared
-    assert flags("finetune") - shared == {"--dataset", "-d"}
+    # --nproc is finetune's own: transfer's runs stay single-process (README, Scaling out)
+    assert flags("finetune") - shared == {"--dataset", "-d", "--nproc"}
     assert flags("transfer") - shared == {"--from", "--to", "--both", "--retrain"}

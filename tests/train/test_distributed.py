@@ -1,0 +1,116 @@
+"""Two gloo ranks on the CPU equal one process on the global batch: loss and gradients after one step, and the
+checkpoint after two epochs of `pedclip finetune --nproc 2`; only rank 0 writes the store."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from pedclip.cli import main
+from pedclip.store.embeddings import models_frame
+from pedclip.train.data import load_split
+from pedclip.train.distributed import DataParallel, Rank, shard_sizes
+from pedclip.train.launch import free_port
+from pedclip.train.step import StepSettings, accumulate_gradients, set_mode
+from tests.train.conftest import fresh_tiny
+
+PROMPTS = ("a photo of normal lungs.", "a photo of pneumonia lungs.")
+SETTINGS = StepSettings(loss="semantic", device="cpu", precision="fp32")
+GLOBAL_BATCH = np.array([3, 0, 7, 12, 5, 9, 14, 1, 2, 11, 6])  # 11 images: shards of 6 and 5
+
+
+def gradients(encoder) -> dict[str, torch.Tensor]:
+    roots = encoder.modules or {"image": encoder.image_tower}
+    named = {n: p for root, m in roots.items() for n, p in m.named_parameters(prefix=root)}
+    return {n: p.grad.detach().clone() for n, p in named.items() if p.grad is not None}
+
+
+def one_step_on_rank(index: int, port: int, data, out_dir: str) -> None:
+    """Spawned rank: DDP over the tiny model, one backward of the global batch; saves loss and gradients."""
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=index, world_size=2)
+    try:
+        encoder = fresh_tiny()
+        replica = DataParallel(Rank(index, 2, index)).attach(encoder)
+        set_mode(encoder, True)
+        loss = replica.accumulate(encoder, data, GLOBAL_BATCH, SETTINGS, None)
+        torch.save({"loss": loss, "grads": gradients(encoder)}, os.path.join(out_dir, f"rank{index}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_shards_are_contiguous_and_cover_the_batch():
+    assert shard_sizes(11, 2) == [6, 5] and shard_sizes(8, 4) == [2, 2, 2, 2]
+    assert Rank.from_env({"WORLD_SIZE": "1"}) is None
+    assert Rank.from_env({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}) == Rank(3, 4, 1)
+    assert Rank(3, 4, 1).device("cuda") == "cuda:1" and Rank(3, 4, 1).device("cpu") == "cpu"
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_give_the_single_process_loss_and_gradients(store, site, tmp_path):
+    import torch.multiprocessing as mp
+
+    data = load_split(store, site, "train", fresh_tiny().preprocess_config, "prompts", PROMPTS)
+    mp.start_processes(
+        one_step_on_rank, args=(free_port(), data, str(tmp_path)), nprocs=2, start_method="spawn"
+    )
+    ranks = [torch.load(tmp_path / f"rank{i}.pt") for i in range(2)]
+
+    encoder = fresh_tiny()
+    set_mode(encoder, True)
+    texts = [data.texts[i] for i in GLOBAL_BATCH]
+    loss = accumulate_gradients(
+        encoder, data.pixels[GLOBAL_BATCH], texts, data.labels[GLOBAL_BATCH], SETTINGS
+    )
+    expected = gradients(encoder)
+    for rank in ranks:
+        assert abs(rank["loss"] - loss) < 1e-5
+        assert set(rank["grads"]) == set(expected)
+        for name, grad in expected.items():
+            torch.testing.assert_close(rank["grads"][name], grad, atol=1e-5, rtol=1e-4, msg=name)
+    assert max(float(g.abs().max()) for g in expected.values()) > 1e-3  # the gradients are not all ~0
+
+
+def finetune_json(capsys, home, *extra: str) -> dict:
+    args = ["--home", str(home), "finetune", "--model", "openclip:pedclip-tiny", "--dataset", "site-a",
+            "--epochs", "2", "--batch-size", "6", "--lr", "1e-3", "--protocol", "paper", "--workers", "0", "--json"]  # fmt: skip
+    capsys.readouterr()
+    code = main([*args, *extra])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    return json.loads(out.out)
+
+
+@pytest.mark.slow
+def test_finetune_on_two_ranks_ends_with_the_single_process_checkpoint(capsys, store, home, site):
+    single = finetune_json(capsys, home)
+    double = finetune_json(capsys, home, "--nproc", "2")
+    # Adam divides by the gradient's size, so rounding differences of ~1e-7 grow a little over the steps.
+    losses = [[e["train_loss"] for e in r["history"]] for r in (single, double)]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)
+    assert double["best_epoch"] == single["best_epoch"]
+    parent = fresh_tiny().modules["model"].state_dict()
+    weights = [
+        load_file(os.path.join(r["checkpoint"], "open_clip_model.safetensors")) for r in (single, double)
+    ]
+    assert set(weights[0]) == set(weights[1])
+    moved = sum(float((weights[0][k] - parent[k]).norm() ** 2) for k in weights[0]) ** 0.5
+    apart = sum(float((weights[1][k] - weights[0][k]).norm() ** 2) for k in weights[0]) ** 0.5
+    assert moved > 0.1 and apart < 1e-3 * moved  # two ranks land where one process did, to 0.1% of the step
+    with store.read() as con:
+        runs = con.execute(
+            "SELECT run_id, status FROM runs WHERE kind = 'finetune' ORDER BY created"
+        ).fetchall()
+        epochs = con.execute("SELECT count(*) FROM epochs WHERE run_id = ?", [double["run_id"]]).fetchone()[0]
+    assert [status for _, status in runs] == ["done", "done"] and epochs == 2  # rank 0 wrote once
+    children = models_frame(store)
+    assert (children["spec"] == double["spec"]).sum() == 1
+    assert double["embedded"]["site-a"]["embedded"] == 32  # re-embedded once, by rank 0
