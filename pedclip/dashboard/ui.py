@@ -231,6 +231,22 @@ def open_neighbors(dataset: str, case_id: str) -> None:
     st.switch_page(NEIGHBORS_PAGE, query_params={"dataset": dataset, "case": case_id})
 
 
+def take_focus(focus_key: str, seen_key: str, widget_keys) -> None:
+    """A case another page asked for (session state, or ?dataset=&case= on a fresh load) becomes the choice
+    of the page's dataset and case widgets, `widget_keys(dataset)` -> (dataset key, case key)."""
+    focus = st.session_state.pop(focus_key, None)
+    asked = (st.query_params.get("dataset"), st.query_params.get("case"))
+    if focus is None and all(asked) and st.session_state.get(seen_key) != asked:
+        focus = {"dataset": asked[0], "case_id": asked[1]}
+    st.session_state[seen_key] = asked  # a link is followed once; the user's later choices then stand
+    if focus:
+        dataset_key, case_key = widget_keys(focus["dataset"])
+        for key, value in ((dataset_key, focus["dataset"]), (case_key, focus["case_id"])):
+            keep(key, value)
+            # a widget still on screen (this page's own gallery asked) must start afresh from the kept choice
+            st.session_state.pop(key, None)
+
+
 def open_case(dataset: str, case_id: str) -> None:
     st.session_state[CASE_FOCUS_KEY] = {"dataset": dataset, "case_id": case_id}
     st.switch_page(CASE_PAGE, query_params={"dataset": dataset, "case": case_id})

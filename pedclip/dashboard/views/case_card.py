@@ -14,19 +14,7 @@ SEEN_PARAMS = "_card_seen_params"
 
 
 def take_focus() -> None:
-    """A case another page opened (session state, or ?dataset=&case= on a fresh load) becomes the choice."""
-    focus = st.session_state.pop(ui.CASE_FOCUS_KEY, None)
-    asked = (st.query_params.get("dataset"), st.query_params.get("case"))
-    if focus is None and all(asked) and st.session_state.get(SEEN_PARAMS) != asked:
-        focus = {"dataset": asked[0], "case_id": asked[1]}
-    st.session_state[SEEN_PARAMS] = asked
-    if focus:
-        for key, value in (
-            ("card_dataset", focus["dataset"]),
-            (f"card_case_{focus['dataset']}", focus["case_id"]),
-        ):
-            ui.keep(key, value)
-            st.session_state.pop(key, None)
+    ui.take_focus(ui.CASE_FOCUS_KEY, SEEN_PARAMS, lambda d: ("card_dataset", f"card_case_{d}"))
 
 
 def windowed(image: Image.Image, key: str) -> Image.Image:

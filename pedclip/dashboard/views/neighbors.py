@@ -12,18 +12,7 @@ SEEN_PARAMS = "_nb_seen_params"
 
 
 def take_focus() -> None:
-    """A case another page asked for (session state, or query parameters on a fresh load) becomes the choice."""
-    focus = st.session_state.pop(ui.FOCUS_KEY, None)
-    asked = (st.query_params.get("dataset"), st.query_params.get("case"))
-    if focus is None and all(asked) and st.session_state.get(SEEN_PARAMS) != asked:
-        focus = {"dataset": asked[0], "case_id": asked[1]}
-    st.session_state[SEEN_PARAMS] = asked  # a link is followed once; the user's later choices then stand
-    if focus:
-        dataset, case_id = focus["dataset"], focus["case_id"]
-        for key, value in (("nb_dataset", dataset), (f"nb_case_{dataset}", case_id)):
-            ui.keep(key, value)
-            # a widget still on screen (this page's own gallery asked) must start afresh from the kept choice
-            st.session_state.pop(key, None)
+    ui.take_focus(ui.FOCUS_KEY, SEEN_PARAMS, lambda d: ("nb_dataset", f"nb_case_{d}"))
 
 
 def case_query(model: dict, dataset: str):
