@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
-from browser_helpers import chromium
+from browser_helpers import chromium, dashboard_server
 from dashboard_store import APP, TINY_SPEC, FixtureInfo, build_fixture_store
 
 
@@ -36,3 +38,12 @@ def browser():
     """Debian's Chromium driven by Playwright (the real-browser tests)."""
     with chromium() as launched:
         yield launched
+
+
+@pytest.fixture
+def server(fixture_store, tmp_path):
+    """`pedclip dashboard` on a copy of the fixture store; its URL."""
+    home = tmp_path / "home"
+    shutil.copytree(fixture_store.home, home)
+    with dashboard_server(home, tmp_path / "server.log") as url:
+        yield url

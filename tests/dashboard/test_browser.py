@@ -6,7 +6,6 @@ and are copied to /tmp/dashboard-shots/ for people to look at.
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -14,7 +13,6 @@ import pytest
 from browser_helpers import (
     START,
     copy_shots,
-    dashboard_server,
     metric_value,
     open_page,
     rescored_auroc_differs,
@@ -25,14 +23,6 @@ from browser_helpers import (
 
 SHOTS_COPY = Path("/tmp/dashboard-shots")
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture
-def server(fixture_store, tmp_path):
-    home = tmp_path / "home"
-    shutil.copytree(fixture_store.home, home)
-    with dashboard_server(home, tmp_path / "server.log") as url:
-        yield url
 
 
 def test_every_page_in_a_real_browser(server, browser, tmp_path):

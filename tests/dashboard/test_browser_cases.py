@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 import pytest
-from browser_helpers import START, copy_shots, dashboard_server, open_page, settle, shoot, wait_count
+from browser_helpers import START, copy_shots, open_page, settle, shoot, wait_count
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture
-def server(fixture_store, tmp_path):
-    home = tmp_path / "home"
-    shutil.copytree(fixture_store.home, home)
-    with dashboard_server(home, tmp_path / "server.log") as url:
-        yield url
 
 
 def test_search_for_words_and_open_a_hits_case_card(server, browser, tmp_path):
