@@ -277,7 +277,9 @@ def summarise_seeds(values: np.ndarray, samples: np.ndarray | None, config: Boot
     if samples is not None and samples.size:
         s, b = samples.shape
         picks = np.random.default_rng(config.seed + 1).integers(0, s, size=(b, s))
-        means = np.nanmean(samples[picks, np.arange(b)[:, None]], axis=1)
+        picked = samples[picks, np.arange(b)[:, None]]  # (B, S); NaN where a resample had one class only
+        counted = np.isfinite(picked).sum(axis=1)
+        means = np.where(counted > 0, np.nansum(picked, axis=1) / np.maximum(counted, 1), np.nan)
         lo, hi = percentile_interval(means, config.level)
         finite = means[np.isfinite(means)]
         if len(finite):

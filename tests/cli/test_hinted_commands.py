@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -60,10 +61,16 @@ def quoted_commands() -> list[tuple[str, str]]:
     return found
 
 
+@functools.cache
+def command_tree():
+    """The CLI's click command tree, built once (building it per quoted command took minutes)."""
+    _register()
+    return typer.main.get_command(app)
+
+
 def unknown_command(words: list[str]) -> str | None:
     """The first word that is not a subcommand where one is needed; None when the words name a command."""
-    _register()
-    node = typer.main.get_command(app)
+    node = command_tree()
     for word in words:
         commands = getattr(node, "commands", None)
         if commands is None:  # a leaf command: the rest are its arguments
