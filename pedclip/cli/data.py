@@ -14,6 +14,10 @@ app = typer.Typer(no_args_is_help=True)
 synth.register(app)  # `pedclip data synth` lives in cli/synth.py
 
 FORMAT_HELP = "auto | kermany | study | folders | csv | npz | dicom"
+STANDS_FOR_HELP = (
+    "which study dataset this one plays: ucsd | ori | none (picks the study's per-dataset hyperparameters; "
+    "default: keep the role it had, none for a new dataset)"
+)
 
 
 @app.command("ingest")
@@ -23,14 +27,20 @@ def ingest_command(
     name: str = typer.Option(..., "--name", help="the dataset's name in the store"),
     fmt: str = typer.Option("auto", "--format", help=FORMAT_HELP),
     workers: int = typer.Option(None, "--workers", help="decoding processes (default: all cores)"),
+    stands_for: str = typer.Option(None, "--stands-for", help=STANDS_FOR_HELP),
     as_json: AsJson = False,
 ) -> None:
     """Read a source into the store (re-ingesting the same source changes nothing)."""
     from pedclip.data.ingest import ingest
+    from pedclip.data.roles import check_role
 
+    if stands_for is not None:
+        check_role(stands_for)  # before reading a single file
     show = interactive(as_json)
     wrap = (lambda items, total, label: progress(items, total, label, show)) if show else None
-    summary = ingest(state(ctx).store(), source, name, fmt, workers=workers, progress=wrap)
+    summary = ingest(
+        state(ctx).store(), source, name, fmt, workers=workers, progress=wrap, stands_for=stands_for
+    )
     if as_json:
         emit_json(summary.as_dict())
     else:
@@ -90,6 +100,24 @@ def split_command(
         typer.echo(f"split {name!r}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
+@app.command("set")
+def set_command(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="dataset name"),
+    stands_for: str = typer.Option(..., "--stands-for", help="ucsd | ori | none"),
+    as_json: AsJson = False,
+) -> None:
+    """Record which study dataset NAME stands for (UCSD or ORI: the study's hyperparameters for it)."""
+    from pedclip.data.ingest import set_role
+    from pedclip.data.roles import ROLE_ATTRIBUTE
+
+    attributes = set_role(state(ctx).store(create=False), name, stands_for)
+    if as_json:
+        emit_json({"dataset": name, ROLE_ATTRIBUTE: attributes[ROLE_ATTRIBUTE]})
+    else:
+        typer.echo(f"{name!r} stands for {attributes[ROLE_ATTRIBUTE]}")
+
+
 @app.command("audit")
 def audit_command(
     ctx: typer.Context,
@@ -101,7 +129,7 @@ def audit_command(
     as_json: AsJson = False,
 ) -> None:
     """Class balance per split, patients shared across splits, identical images across splits."""
-    from pedclip.eval.leakage import audit_cases
+    from pedclip.eval.leakage import audit_cases, leakage_message
     from pedclip.store.cases import cases_frame, get_dataset
 
     store = state(ctx).store(create=False)
@@ -112,10 +140,7 @@ def audit_command(
     else:
         _print_audit(name, report, limit)
     if strict and report.leakage:
-        raise PedclipError(
-            f"dataset {name!r} leaks across splits: {len(report.shared_patients)} shared patient(s), "
-            f"{len(report.cross_split_duplicates)} identical image(s); re-split with `pedclip data split {name}`"
-        )
+        raise PedclipError(leakage_message(name, report))
 
 
 def _print_audit(name: str, report, limit: int) -> None:

@@ -11,6 +11,7 @@ import typer
 
 from pedclip.cli.common import emit_json, load_model, print_table, state
 from pedclip.cli.options import (
+    AllowLeakage,
     AsJson,
     Dataset,
     Device,
@@ -75,6 +76,7 @@ def _print_result(result, saved: bool, extra_rows: list[dict] | None = None) -> 
         f"({run['protocol']} protocol), "
         f"n={run['config'].get('n')}, threshold {result.threshold.value:.4f} ({result.threshold.rule}), "
         f"CIs by {run['config'].get('resampled')}"
+        + (" - prompts tuned on test" if run["config"].get("prompts_tuned_on_test") else "")
     )
     rows = [
         {
@@ -110,6 +112,7 @@ def zeroshot(
     device: Device = "cpu",
     runtime: Runtime = "auto",
     no_save: NoSave = False,
+    allow_leakage: AllowLeakage = False,
     as_json: AsJson = False,
 ) -> None:
     """Zero-shot evaluation from cached image embeddings (no image is decoded)."""
@@ -122,7 +125,11 @@ def zeroshot(
     pset = resolve_prompt_set(prompts or get_protocol(protocol).default_prompts, prompt)
     encoder = _encoder(ctx, model, weights, device, runtime)
     config = ZeroShotConfig(
-        protocol=protocol, split=split, threshold=threshold, bootstrap=_bootstrap(resamples, seed)
+        protocol=protocol,
+        split=split,
+        threshold=threshold,
+        bootstrap=_bootstrap(resamples, seed),
+        allow_leakage=allow_leakage,
     )
     result = zeroshot_eval(store, encoder, dataset, pset, config)
     if not no_save:
@@ -139,17 +146,19 @@ def rescore(
     dataset: Dataset,
     prompt: list[str] = typer.Option(None, "--prompt", help=INLINE_HELP),
     prompts: str = typer.Option(None, "--prompts", "-p", help=PROMPTS_HELP + " (instead of --prompt)"),
-    split: Split = "test",
+    split: Split = "val",
     against: str = typer.Option(None, "--against", help="baseline run id: print deltas and flipped cases"),
     protocol: Protocol = "sound",
     resamples: Resamples = 200,
     weights: Weights = None,
     save_run: bool = typer.Option(False, "--save", help="write the run to the store"),
     max_flips: MaxFlips = 20,
+    allow_leakage: AllowLeakage = False,
     runtime: Runtime = "auto",
     as_json: AsJson = False,
 ) -> None:
-    """Score new prompts against every cached image at once; compare with a baseline run."""
+    """Score new prompts against every cached image at once (the validation split unless --split says
+    otherwise: tune prompts there); compare with a baseline run."""
     from pedclip.eval.prompts import resolve_prompt_set
     from pedclip.eval.rescore import rescore as run_rescore
 
@@ -170,6 +179,7 @@ def rescore(
         protocol=protocol,
         bootstrap=_bootstrap(resamples, 0),
         save_run=save_run,
+        allow_leakage=allow_leakage,
     )
     if as_json:
         emit_json({**out.as_dict(max_flips), "saved": save_run})

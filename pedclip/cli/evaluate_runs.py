@@ -24,6 +24,9 @@ def paper(
         None, "--out", help="folder for tables.md, table*.csv and report.html (default: <home>/reports/paper)"
     ),
     resamples: Resamples = 1000,
+    search_seeds: int = typer.Option(
+        20, "--prompt-search-seeds", help="replays of the study's MedCLIP prompt-count search (0: skip)"
+    ),
     device: Device = "cpu",
     runtime: Runtime = "auto",
     seeds: Annotated[
@@ -56,6 +59,7 @@ def paper(
         clip=clip,
         medclip=medclip,
         bootstrap=BootstrapConfig(n_resamples=resamples),
+        prompt_search_seeds=search_seeds,
         seeds=parse_seeds(seeds),
         recipe=parse_recipe(recipe),
         loss=loss,

@@ -58,6 +58,10 @@ Workers = Annotated[
     int | None,
     typer.Option("--workers", help="image-decoding processes (default: half the cores; 0: none)"),
 ]
+PRECISION_HELP = (
+    "auto (paper CLIP: fp16-master; else bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16 (autocast, fp32 "
+    "masters) | fp16-master (the study's CLIP: weights rounded to fp16 after every Adam step)"
+)
 MaxFlips = Annotated[int, typer.Option("--max-flips", help="flipped cases to list")]
 Seeds = Annotated[
     str | None,
@@ -80,11 +84,20 @@ TuneWd = Annotated[
 ]
 
 
+AllowLeakage = Annotated[
+    bool,
+    typer.Option(
+        "--allow-leakage",
+        help="run the sound protocol even when `pedclip data audit` finds patients or images across splits",
+    ),
+]
+
+
 def _training_parameters() -> list[inspect.Parameter]:
     """Every fine-tuning flag as a keyword parameter (name = FinetuneConfig field, default = the CLI's)."""
     loss_help = (
-        "clip: the study's hard-target loss | semantic: MedCLIP's label-similarity soft targets "
-        "(default: semantic with --protocol sound, clip with paper)"
+        "clip: the study's hard-target loss | semantic: MedCLIP's loss, targets softmax(label similarity) | "
+        "supcon: uniform targets over same-label pairs (default: semantic with --protocol sound, clip with paper)"
     )
     options = [
         ("weights", Weights, None),
@@ -150,7 +163,7 @@ def _training_parameters() -> list[inspect.Parameter]:
             ],
             None,
         ),
-        ("precision", Annotated[str, typer.Option("--precision", help="auto | fp32 | bf16 | fp16")], "auto"),
+        ("precision", Annotated[str, typer.Option("--precision", help=PRECISION_HELP)], "auto"),
         ("seed", Seed, 0),
         (
             "reembed",
@@ -167,6 +180,7 @@ def _training_parameters() -> list[inspect.Parameter]:
             Annotated[int | None, typer.Option("--workers", help=Workers.__metadata__[0].help)],
             None,
         ),
+        ("allow_leakage", AllowLeakage, False),
     ]
     return [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)

@@ -176,6 +176,14 @@ def transfer_command(
     retrain: Annotated[
         bool, typer.Option("--retrain", help="train again even if a matching run exists")
     ] = False,
+    threshold_from: Annotated[
+        str,
+        typer.Option(
+            "--threshold-from",
+            help="source: Youden threshold on --from's validation split (strictly zero-shot on --to) | "
+            "target: on --to's own validation split",
+        ),
+    ] = "source",
     seeds: Seeds = None,
     tune: Tune = False,
     tune_lr: TuneLr = None,
@@ -187,7 +195,11 @@ def transfer_command(
     from pedclip.train.transfer import transfer
 
     config = _config(
-        model=model, dataset=from_dataset, trust_torchscript=state(ctx).trust_torchscript, **training
+        model=model,
+        dataset=from_dataset,
+        threshold_from=threshold_from,
+        trust_torchscript=state(ctx).trust_torchscript,
+        **training,
     )
     store, chosen, progress = state(ctx).store(create=False), parse_seeds(seeds), _epoch_printer(not as_json)
     trainer = make_trainer(tune, tune_lr, tune_wd)

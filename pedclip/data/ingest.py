@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from pedclip.data import roles
 from pedclip.data.readers import open_source
+from pedclip.data.roles import ROLE_ATTRIBUTE, check_role
 from pedclip.data.splits import SplitSpec, make_splits
 from pedclip.errors import PedclipError
 from pedclip.store import Store
@@ -89,6 +91,18 @@ def _previous(store: Store, name: str) -> tuple[dict | None, dict]:
     return spec, case_splits(store, name)
 
 
+def _previous_role(store: Store, name: str) -> str | None:
+    try:
+        return roles.stands_for(get_dataset(store, name))
+    except PedclipError:
+        return None
+
+
+def set_role(store: Store, name: str, role: str) -> dict:
+    """Record which study dataset `name` stands for (ucsd | ori | none); returns its attributes."""
+    return update_dataset_attributes(store, name, {ROLE_ATTRIBUTE: check_role(role)})
+
+
 def ingest(
     store: Store,
     source: str | os.PathLike,
@@ -98,10 +112,13 @@ def ingest(
     workers: int | None = None,
     max_pixels: int | None = None,
     progress: Wrap | None = None,
+    stands_for: str | None = None,
 ) -> IngestSummary:
-    """Read `source` into dataset `name`; re-ingesting the same source changes nothing."""
+    """Read `source` into dataset `name`; re-ingesting the same source changes nothing. `stands_for`
+    (ucsd | ori | none) records which study dataset it plays; None keeps the role it already had."""
     started = time.perf_counter()
     check_name(name)
+    role = check_role(stands_for) if stands_for is not None else None
     opened = open_source(source, fmt, workers=workers, max_pixels=max_pixels)
     records = progress(opened.records, opened.total, f"ingest {name}") if progress else opened.records
     rows, errors = _partition(records)
@@ -120,6 +137,7 @@ def ingest(
         return IngestSummary(**base, written=False, seconds=round(time.perf_counter() - started, 3))
     with store.write():
         spec, kept = _previous(store, name)
+        role = role or _previous_role(store, name)
         if spec:  # keep made splits of unchanged cases, so that only real changes count as updates
             rows = [dataclasses.replace(r, split=kept[r.case_id]) if r.case_id in kept else r for r in rows]
         upsert_dataset(
@@ -128,7 +146,7 @@ def ingest(
             opened.kind,
             str(opened.root),
             opened.class_names,
-            {**opened.attributes, "splits": spec or {"keep_source": True}},
+            {**opened.attributes, "splits": spec or {"keep_source": True}, ROLE_ATTRIBUTE: role or "none"},
         )
         changes = replace_cases(store, name, rows)
         replace_ingest_errors(store, name, errors)

@@ -129,11 +129,12 @@ def read_split_tree(root: Path, class_words: frozenset[str], kermany: bool) -> t
 
 
 def _tree_item(path: Path, root: Path, label: int | None, split: str | None, kermany: bool) -> SourceItem:
-    patient_id, attributes = None, {}
-    if kermany:
-        patient_id, pathogen = kermany_patient(path.name)
+    """One image of a split tree. Patient ids and pathogens come from Kermany-style file names in either
+    layout (the study's UCSD folders held Kermany's files); where names carry none, CIs resample cases."""
+    patient_id, pathogen = kermany_patient(path.name)
+    if kermany or patient_id is not None:
         pathogen = pathogen or ("normal" if label == 0 else None)
-        attributes = {"pathogen": pathogen} if pathogen else {}
+    attributes = {"pathogen": pathogen} if pathogen else {}
     return SourceItem(path.resolve(), _relative(path, root), label, split, patient_id, None, attributes)
 
 

@@ -16,7 +16,7 @@ from pedclip.errors import PedclipError
 from pedclip.eval.bootstrap import BootstrapConfig, metrics_with_ci
 from pedclip.eval.metrics import Metric, youden_threshold
 from pedclip.store import Store
-from pedclip.store.cases import split_names
+from pedclip.store.cases import has_source_splits, split_names
 from pedclip.store.embeddings import case_vectors
 from pedclip.store.runs import new_run_id, save_run
 
@@ -59,13 +59,27 @@ def split_label(splits: Sequence[str] | None) -> str:
     return "+".join(splits) if splits else "all"
 
 
+def split_column_for(store: Store, dataset: str, wanted: str) -> str:
+    """The split column to read: `wanted`, except `split` when the source gave no splits at all."""
+    if wanted == "source_split" and not has_source_splits(store, dataset):
+        return "split"
+    return wanted
+
+
 def labelled_vectors(
-    store: Store, fingerprint: str, spec: str, dataset: str, splits: Sequence[str] | None
+    store: Store,
+    fingerprint: str,
+    spec: str,
+    dataset: str,
+    splits: Sequence[str] | None,
+    split_column: str = "split",
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Cases (with a label and an embedding) of these splits and their vectors; a clear error when none."""
     if splits:
-        check_splits(store, dataset, splits)
-    frame, vectors = case_vectors(store, fingerprint, dataset, list(splits) if splits else None)
+        check_splits(store, dataset, splits, split_column)
+    frame, vectors = case_vectors(
+        store, fingerprint, dataset, list(splits) if splits else None, split_column=split_column
+    )
     keep = frame["label"].notna().to_numpy()
     frame, vectors = frame[keep].reset_index(drop=True), vectors[keep]
     if frame.empty:
@@ -78,9 +92,9 @@ def labelled_vectors(
     return frame, vectors
 
 
-def check_splits(store: Store, dataset: str, splits: Sequence[str]) -> None:
+def check_splits(store: Store, dataset: str, splits: Sequence[str], split_column: str = "split") -> None:
     """Every requested split is one the dataset has; else one line naming it and the real choices."""
-    known = split_names(store, dataset)
+    known = split_names(store, dataset, split_column)
     unknown = [s for s in splits if s not in known]
     if not unknown:
         return
@@ -119,6 +133,21 @@ def _is_number(text: object) -> bool:
     except ValueError:
         return False
     return True
+
+
+def sound_run(kind: str, encoder, train: str, evaluate: str, split: str, config: dict) -> dict:
+    """The run row of an evaluation trained on `train`'s vectors and scored on `evaluate`'s `split`, in the
+    sound protocol (probes, k-NN, few-shot); `config` says how."""
+    return {
+        "kind": kind,
+        "protocol": "sound",
+        "model": encoder.spec,
+        "fingerprint": encoder.fingerprint,
+        "train_dataset": train,
+        "eval_dataset": evaluate,
+        "split": split,
+        "config": config,
+    }
 
 
 def predictions_frame(

@@ -13,7 +13,14 @@ import numpy as np
 import pandas as pd
 
 from pedclip.eval.bootstrap import BootstrapConfig
-from pedclip.eval.evaluation import EvalResult, choose_threshold, finish, labelled_vectors, predictions_frame
+from pedclip.eval.evaluation import (
+    EvalResult,
+    choose_threshold,
+    finish,
+    labelled_vectors,
+    predictions_frame,
+    sound_run,
+)
 
 
 def exact_neighbors(reference: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -85,22 +92,20 @@ def knn_eval(
     idx, sims, source = _neighbors(store, encoder, train, ref, Xref, Xte, config, evaluate == train)
     scores = knn_scores(labels, idx, sims, config.weighted)
     threshold = _val_threshold(store, encoder, train, labels, Xref, config)
-    run = {
-        "kind": "knn",
-        "protocol": "sound",
-        "model": encoder.spec,
-        "fingerprint": encoder.fingerprint,
-        "train_dataset": train,
-        "eval_dataset": evaluate,
-        "split": config.eval_split,
-        "config": {
+    run = sound_run(
+        "knn",
+        encoder,
+        train,
+        evaluate,
+        config.eval_split,
+        {
             "k": config.k,
             "weighted": config.weighted,
             "neighbors": source,
             "reference_split": config.reference_split,
             "score": "positive neighbor share",
         },
-    }
+    )
     preds = predictions_frame(te, scores, (scores >= threshold.value).astype(np.int64))
     return finish(run, preds, threshold, config.bootstrap)
 

@@ -65,7 +65,9 @@ def trained_picks(store: Store, parents: dict, config: PaperConfig) -> Picks:
 def trained_row(store: Store, site: str, method: str, protocol: str, picked, note: str, config) -> dict:
     """A Table 3/4 row from the runs of one cell: one run as stored, several seeds averaged (eval/seeded.py)."""
     metrics, auroc = seeded_metrics(store, picked.runs, [k for k, _ in METRICS], config.bootstrap)
-    n = picked.runs[0]["config"].get("n") or (picked.runs[0]["config"].get("evaluation") or {}).get("n", "")
+    evaluation = picked.runs[0]["config"].get("evaluation") or {}
+    n = picked.runs[0]["config"].get("n") or evaluation.get("n", "")
+    resampled = picked.runs[0]["config"].get("resampled") or evaluation.get("resampled")
     row = metric_row(
         site,
         method,
@@ -75,6 +77,7 @@ def trained_row(store: Store, site: str, method: str, protocol: str, picked, not
         split=picked.runs[0]["split"],
         run_id=", ".join(r["run_id"] for r in picked.runs),
         note="; ".join([note, *picked.notes]),
+        resampled=resampled if len(picked.runs) == 1 else None,
     )
     if auroc is not None:
         row["AUC 95% CI"] += " (mean over seeds; patients and seeds resampled)" if row["AUC 95% CI"] else ""

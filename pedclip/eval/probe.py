@@ -15,7 +15,14 @@ from sklearn.model_selection import StratifiedKFold
 
 from pedclip.errors import PedclipError
 from pedclip.eval.bootstrap import BootstrapConfig
-from pedclip.eval.evaluation import EvalResult, choose_threshold, finish, labelled_vectors, predictions_frame
+from pedclip.eval.evaluation import (
+    EvalResult,
+    choose_threshold,
+    finish,
+    labelled_vectors,
+    predictions_frame,
+    sound_run,
+)
 from pedclip.eval.metrics import Metric, auroc
 
 DEFAULT_CS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
@@ -121,22 +128,20 @@ def probe_eval(
         config.threshold, yva, None if va is None else probe.positive_score(Xva), 0.5
     )
     scores = probe.positive_score(Xte)
-    run = {
-        "kind": "probe",
-        "protocol": "sound",
-        "model": encoder.spec,
-        "fingerprint": encoder.fingerprint,
-        "train_dataset": train,
-        "eval_dataset": evaluate,
-        "split": config.eval_split,
-        "config": {
+    run = sound_run(
+        "probe",
+        encoder,
+        train,
+        evaluate,
+        config.eval_split,
+        {
             "C": probe.C_,
             "sweep": probe.sweep_,
             "selection": probe.selection_,
             "n_train": len(tr),
             "score": "p_positive",
         },
-    }
+    )
     preds = predictions_frame(te, scores, (scores >= threshold.value).astype(np.int64))
     return finish(run, preds, threshold, config.bootstrap)
 
@@ -186,22 +191,20 @@ def _average_seeds(runs, te, encoder, train, evaluate, k, config) -> EvalResult:
     mean_score = np.mean([r.predictions["score"].to_numpy() for r in runs], axis=0)
     threshold = choose_threshold("fixed", None, None, 0.5)
     preds = predictions_frame(te, mean_score, (mean_score >= 0.5).astype(np.int64))
-    run = {
-        "kind": "fewshot",
-        "protocol": "sound",
-        "model": encoder.spec,
-        "fingerprint": encoder.fingerprint,
-        "train_dataset": train,
-        "eval_dataset": evaluate,
-        "split": config.eval_split,
-        "config": {
+    run = sound_run(
+        "fewshot",
+        encoder,
+        train,
+        evaluate,
+        config.eval_split,
+        {
             "k": k,
             "seeds": list(config.seeds),
             "per_seed": per_seed,
             "score": "p_positive (seed mean)",
             "sd": {n: _sd(v) for n, v in per_seed.items()},
         },
-    }
+    )
     result = finish(run, preds, threshold, BootstrapConfig(n_resamples=0))
     result.metrics = {n: _mean_metric(v, runs[0].metrics[n].reason) for n, v in per_seed.items()}
     result.run["metrics"] = {n: m.as_dict() for n, m in result.metrics.items()}

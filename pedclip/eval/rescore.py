@@ -16,9 +16,11 @@ import pandas as pd
 from pedclip.embed.text import TextVectorCache
 from pedclip.eval.bootstrap import BootstrapConfig
 from pedclip.eval.compare import Comparison, compare_predictions
-from pedclip.eval.evaluation import EvalResult, labelled_vectors, save
+from pedclip.eval.evaluation import EvalResult, labelled_vectors, save, split_column_for
+from pedclip.eval.guards import mark_prompt_peeking, record_development, require_no_leakage
 from pedclip.eval.metrics import Metric, roc_points
 from pedclip.eval.prompts import PromptSet, prompt_set_from_dict
+from pedclip.eval.protocols import eval_splits, get_protocol
 from pedclip.eval.zeroshot import PromptVectors, ZeroShotConfig, evaluate_prompts, prompt_vectors
 from pedclip.store import Store
 from pedclip.store.embeddings import embedded_state
@@ -35,14 +37,16 @@ class ImageMatrixCache:
         self.size = size
         self._items: OrderedDict[tuple, tuple[pd.DataFrame, np.ndarray]] = OrderedDict()
 
-    def get(self, store: Store, fingerprint: str, spec: str, dataset: str, splits, state: tuple):
-        """(cases, vectors) of the splits; `state` (embedded count and a hash of case ids, splits and labels,
-        from `embedded_state`) makes new embeddings, re-splits and relabels a new key."""
-        key = (str(store.paths.db), fingerprint, dataset, splits, state)
+    def get(
+        self, store: Store, fingerprint: str, spec: str, dataset: str, splits, state: tuple, column="split"
+    ):
+        """(cases, vectors) of the splits (of `column`); `state` (embedded count and a hash of case ids,
+        splits and labels, from `embedded_state`) makes new embeddings, re-splits and relabels a new key."""
+        key = (str(store.paths.db), fingerprint, dataset, splits, state, column)
         if key in self._items:
             self._items.move_to_end(key)
             return self._items[key]
-        value = labelled_vectors(store, fingerprint, spec, dataset, splits)
+        value = labelled_vectors(store, fingerprint, spec, dataset, splits, column)
         self._items[key] = value
         while len(self._items) > self.size:
             self._items.popitem(last=False)
@@ -74,15 +78,21 @@ def rescore(
     encoder,
     dataset: str,
     prompts: dict[str, list[str]] | PromptSet,
-    split: str = "test",
+    split: str = "val",
     baseline_run: str | None = None,
     protocol: str = "sound",
     bootstrap: BootstrapConfig = BootstrapConfig(n_resamples=RESCORE_RESAMPLES),
     save_run: bool = False,
     cache: ImageMatrixCache | None = None,
     text_cache: TextVectorCache | None = None,
+    development: bool = False,
+    allow_leakage: bool = False,
 ) -> RescoreResult:
-    """Score `prompts` ({class: [texts]} or a PromptSet) on the cached vectors of `dataset`'s `split`.
+    """Score `prompts` ({class: [texts]} or a PromptSet) on the cached vectors of `dataset`'s `split`
+    (validation by default: prompts are tuned there, test is for the end).
+
+    `development` (the prompt lab): this scoring is prompt development, so scoring these prompts on the test
+    split marks them, and every later test run with them, "prompts tuned on test".
 
     `cache` and `text_cache` belong to the caller (a `Workspace` keeps them between calls; without them a
     call starts empty). Prompts are encoded once per text cache and written to the store's text cache only
@@ -96,7 +106,11 @@ def rescore(
         return text_cache.vectors(encoder, texts)
 
     vectors = prompt_vectors(pset, embed)
-    config = ZeroShotConfig(protocol=protocol, split=split, bootstrap=bootstrap, kind="rescore")
+    config = ZeroShotConfig(
+        protocol=protocol, split=split, bootstrap=bootstrap, kind="rescore", allow_leakage=allow_leakage
+    )
+    if development:
+        record_development(store, dataset, pset, eval_splits(get_protocol(protocol), split))
     result = _evaluate_cached(store, encoder, dataset, vectors, config, cache, embed)
     comparison = None
     if baseline_run:
@@ -119,9 +133,17 @@ def persist_prompts(store: Store, encoder, prompt_set: PromptSet, text_cache: Te
 
 
 def _evaluate_cached(store, encoder, dataset, vectors: PromptVectors, config, cache, embed) -> EvalResult:
+    protocol = get_protocol(config.protocol)
+    allowed = require_no_leakage(store, dataset, config.allow_leakage) if protocol.name == "sound" else None
     state = embedded_state(store, encoder.fingerprint, dataset)  # one query per call, shared by the splits
+    column = split_column_for(store, dataset, protocol.split_column)
 
     def load(splits):
-        return cache.get(store, encoder.fingerprint, encoder.spec, dataset, splits, state)
+        return cache.get(store, encoder.fingerprint, encoder.spec, dataset, splits, state, column)
 
-    return evaluate_prompts(load, encoder, dataset, vectors, config, embed)
+    result = evaluate_prompts(load, encoder, dataset, vectors, config, embed)
+    result.run["config"]["split_column"] = column
+    if allowed:
+        result.run["config"]["leakage_allowed"] = allowed
+    mark_prompt_peeking(store, dataset, vectors.prompt_set, result.run)
+    return result

@@ -14,6 +14,7 @@ from pedclip.eval.evaluation import auc_score_of
 from pedclip.eval.metrics import ALL_METRICS
 from pedclip.store import Store
 from pedclip.store.cases import cases_frame
+from pedclip.store.runs import predictions_frame
 
 AGE_BANDS = ((0, 1, "<1"), (1, 5, "1-4"), (5, 10, "5-9"), (10, 19, "10-18"), (19, 200, "19+"))
 MISSING = "(missing)"
@@ -63,6 +64,60 @@ def metrics_by(
     return pd.DataFrame(rows)
 
 
+PATHOGENS = ("bacteria", "virus")  # Kermany's file names and the synthetic sites' attribute
+
+
+def pathogen_auroc(predictions: pd.DataFrame, bootstrap: BootstrapConfig = BootstrapConfig()) -> pd.DataFrame:
+    """AUROC of each pathogen's pneumonia films against every normal film of the same site (bacterial vs
+    normal, viral vs normal): grouping by pathogen alone leaves one class per group, so no AUROC.
+
+    `predictions` has dataset, label, score, predicted, patient_id and a `pathogen` column or the JSON
+    `attributes`. One row per (dataset, pathogen) with films of that pathogen: dataset, contrast, n, n_normal,
+    n_pathogen, auroc, auroc_lo, auroc_hi, auroc_reason, resampled. Empty when no film names a pathogen.
+    """
+    if "pathogen" not in predictions.columns and "attributes" not in predictions.columns:
+        return pd.DataFrame()
+    pathogen = slice_values(predictions, "pathogen") if _names_pathogens(predictions) else None
+    if pathogen is None:
+        return pd.DataFrame()
+    rows = []
+    for dataset, part in predictions.groupby("dataset", sort=True):
+        normal = part["label"].to_numpy() == 0
+        for name in PATHOGENS:
+            sick = (part["label"].to_numpy() == 1) & (pathogen.loc[part.index].to_numpy() == name)
+            if not sick.any():
+                continue
+            rows.append(_contrast_row(str(dataset), name, part[normal | sick], bootstrap))
+    return pd.DataFrame(rows)
+
+
+def _names_pathogens(predictions: pd.DataFrame) -> bool:
+    try:
+        return bool(slice_values(predictions, "pathogen").isin(PATHOGENS).any())
+    except PedclipError:  # no case carries the attribute
+        return False
+
+
+def _contrast_row(dataset: str, pathogen: str, part: pd.DataFrame, bootstrap: BootstrapConfig) -> dict:
+    pids = part["patient_id"].to_numpy() if "patient_id" in part else None
+    metrics, units = metrics_with_ci(
+        part["label"].to_numpy(), part["score"].to_numpy(), part["predicted"].to_numpy(), pids, bootstrap
+    )
+    m = metrics["auroc"]
+    return {
+        "dataset": dataset,
+        "contrast": f"{pathogen} vs normal",
+        "n": len(part),
+        "n_normal": int((part["label"] == 0).sum()),
+        "n_pathogen": int((part["label"] == 1).sum()),
+        "auroc": m.value,
+        "auroc_lo": m.lo,
+        "auroc_hi": m.hi,
+        "auroc_reason": m.reason,
+        "resampled": units.kind,
+    }
+
+
 def with_case_attributes(store: Store, predictions: pd.DataFrame) -> pd.DataFrame:
     """Stored predictions joined with their cases' split, patient id and attributes."""
     parts = []
@@ -75,4 +130,29 @@ def with_case_attributes(store: Store, predictions: pd.DataFrame) -> pd.DataFram
         )
     out = pd.concat(parts, ignore_index=True) if parts else predictions
     out["label"] = out["label"].astype(np.int64)
+    return out
+
+
+def pathogen_rows(store: Store, runs: list[tuple[str, dict]], bootstrap: BootstrapConfig) -> list[dict]:
+    """Per-pathogen AUROC rows for the paper tables: `runs` is (regime, table row) pairs; only `sound` rows
+    with a run id count (the pooled `paper` cells mix training films in)."""
+    out = []
+    for regime, row in runs:
+        if row.get("source") != "sound" or not row.get("run_id"):
+            continue
+        predictions = with_case_attributes(store, predictions_frame(store, row["run_id"]))
+        for c in pathogen_auroc(predictions, bootstrap).to_dict("records"):
+            ci = "" if c["auroc_lo"] is None else f"{c['auroc_lo']:.3f}-{c['auroc_hi']:.3f}"
+            out.append(
+                {
+                    "dataset": row["dataset"],
+                    "method": row["method"],
+                    "regime": regime,
+                    "contrast": c["contrast"],
+                    "n (normal/pathogen)": f"{c['n_normal']}/{c['n_pathogen']}",
+                    "AUC": None if c["auroc"] is None else round(c["auroc"], 4),
+                    "AUC 95% CI": ci + (" (resampled by case)" if ci and c["resampled"] == "case" else ""),
+                    "run_id": row["run_id"],
+                }
+            )
     return out

@@ -177,12 +177,34 @@ def get_dataset(store: Store, name: str) -> dict:
     return info
 
 
-def cases_frame(store: Store, dataset: str, splits: Sequence[str] | None = None) -> pd.DataFrame:
-    """The dataset's cases ordered by case_id (attributes still JSON text), optionally only some splits."""
+SPLIT_COLUMNS = ("split", "source_split")  # the assigned split (e.g. patient-grouped) | the source's own
+
+
+def split_filter(split_column: str, alias: str = "") -> str:
+    """The SQL condition keeping rows whose `split_column` is in the list parameter (a checked column name)."""
+    if split_column not in SPLIT_COLUMNS:
+        raise ValueError(f"unknown split column {split_column!r}; expected one of {SPLIT_COLUMNS}")
+    return f" AND list_contains(?, {alias}{split_column})"
+
+
+def has_source_splits(store: Store, dataset: str) -> bool:
+    """Whether any case of the dataset kept a split from its source (folders or a split column)."""
+    with store.read() as con:
+        row = con.execute(
+            "SELECT count(*) FROM cases WHERE dataset = ? AND source_split IS NOT NULL", [dataset]
+        ).fetchone()
+    return bool(row[0])
+
+
+def cases_frame(
+    store: Store, dataset: str, splits: Sequence[str] | None = None, split_column: str = "split"
+) -> pd.DataFrame:
+    """The dataset's cases ordered by case_id (attributes still JSON text), optionally only some splits of
+    `split_column` (split: as assigned; source_split: as the source gave them)."""
     query = "SELECT * FROM cases WHERE dataset = ?"
     params: list = [dataset]
     if splits:
-        query += " AND list_contains(?, split)"
+        query += split_filter(split_column)
         params.append(list(splits))
     with store.read() as con:
         return con.execute(query + " ORDER BY case_id", params).df()
@@ -229,11 +251,14 @@ def case_splits(store: Store, dataset: str) -> dict[str, str | None]:
     return dict(rows)
 
 
-def split_names(store: Store, dataset: str) -> list[str]:
-    """The splits the dataset's cases are assigned to, sorted (none before `pedclip data split`)."""
+def split_names(store: Store, dataset: str, split_column: str = "split") -> list[str]:
+    """The splits the dataset's cases are in by `split_column`, sorted (none before `pedclip data split`)."""
+    if split_column not in SPLIT_COLUMNS:
+        raise ValueError(f"unknown split column {split_column!r}; expected one of {SPLIT_COLUMNS}")
     with store.read() as con:
         rows = con.execute(
-            "SELECT DISTINCT split FROM cases WHERE dataset = ? AND split IS NOT NULL ORDER BY split",
+            f"SELECT DISTINCT {split_column} FROM cases WHERE dataset = ? AND {split_column} IS NOT NULL"
+            f" ORDER BY {split_column}",
             [dataset],
         ).fetchall()
     return [r[0] for r in rows]

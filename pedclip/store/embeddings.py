@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from pedclip.store.cases import split_filter
 from pedclip.store.db import Store, dumps
 
 
@@ -166,16 +167,19 @@ def case_rows(
     splits: Sequence[str] | None = None,
     columns: Sequence[str] = CASE_VECTOR_COLUMNS,
     below_row: int | None = None,
+    split_column: str = "split",
 ) -> pd.DataFrame:
     """Cases of a dataset with an embedding for this model (only `columns`, ordered by case_id) and the
-    `row_index` of each one's vector in the model's scanning matrix; no vector is read."""
-    query = f"""SELECT {", ".join(f"c.{c}" for c in columns)}, r.row_index
+    `row_index` of each one's vector in the model's scanning matrix; no vector is read. The frame's `split`
+    is the `split_column` chosen (split as assigned, or source_split as the source gave it)."""
+    condition = split_filter(split_column, "c.")  # also checks the column name before it enters the SQL
+    selected = ", ".join(f"c.{split_column} AS split" if c == "split" else f"c.{c}" for c in columns)
+    query = f"""SELECT {selected}, r.row_index
                FROM cases c JOIN vector_rows r
                  ON r.image_sha256 = c.image_sha256 AND r.fingerprint = ?
-               WHERE c.dataset = ?"""
+               WHERE c.dataset = ?{condition if splits else ""}"""
     params: list = [fingerprint, dataset]
     if splits:
-        query += " AND list_contains(?, c.split)"
         params.append(list(splits))
     if below_row is not None:  # rows a concurrent writer committed after the matrix was opened stay out
         query += " AND r.row_index < ?"
@@ -190,6 +194,7 @@ def case_vectors(
     dataset: str,
     splits: Sequence[str] | None = None,
     columns: Sequence[str] = CASE_VECTOR_COLUMNS,
+    split_column: str = "split",
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Cases of a dataset that have an embedding for this model, and their (n, d) vectors in the same order.
 
@@ -199,7 +204,7 @@ def case_vectors(
     from pedclip.store.matrix import open_matrix
 
     matrix = open_matrix(store, fingerprint)
-    frame = case_rows(store, fingerprint, dataset, splits, columns, below_row=matrix.rows)
+    frame = case_rows(store, fingerprint, dataset, splits, columns, matrix.rows, split_column)
     vectors = matrix.take(frame["row_index"].to_numpy())
     return frame.drop(columns=["row_index"]), vectors
 

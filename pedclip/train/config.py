@@ -1,7 +1,7 @@
 """`FinetuneConfig`: every fine-tuning setting (each CLI flag is one field) and the study's defaults.
 
 A field left at None takes the study's value for the model family and dataset (audit section 1, Table 3):
-Adam, lr 1e-5, weight decay 0.1 (UCSD-like) / 1e-5 (other) for CLIP and 1e-2 / 1e-4 for MedCLIP,
+Adam, lr 1e-5, weight decay 0.1 (a dataset that stands for UCSD) / 1e-5 (other) for CLIP and 1e-2 / 1e-4 for MedCLIP,
 gradient clipping at 1.0 for MedCLIP only, patience 20 (the study's MedCLIP code used 5: `paper` keeps it).
 """
 
@@ -10,16 +10,18 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, replace
 
+from pedclip.data.roles import stands_for
 from pedclip.errors import PedclipError
 from pedclip.eval.protocols import PROTOCOL_LOSS, PROTOCOLS
 from pedclip.train.losses import LOSSES
 
 TEXTS = ("prompts", "reports")
+THRESHOLD_SOURCES = ("source", "target")
 OPTIMIZERS = ("adam", "adamw")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "fp16-master")
 DEFAULT_TEMPLATE = "a photo of {} lungs."
 CLASS_WORDS = {"sound": ("normal", "pneumonia"), "paper": ("normal", "covid")}  # paper: the study's "covid"
-UCSD_MARKERS = ("ucsd", "kermany")
+
 TRAINABLE_PATTERN = re.compile(r"^(all|projection|last-(\d+))$")
 
 
@@ -30,8 +32,9 @@ class FinetuneConfig:
     model: str  # spec of the model to start from
     dataset: str  # the dataset to train on (its train split) and select on (its val split)
     weights: str | None = None  # a weights file/folder for the spec (--weights)
-    # clip (the study's hard targets) | semantic (label-similarity soft targets); None = per protocol: the study's
-    # clip for `paper`, semantic for `sound` (same-class captions are not negatives: audit section 3, item 9)
+    # clip (the study's hard targets) | semantic (MedCLIP's loss: targets softmax(label_sim), audit section 3)
+    # | supcon (uniform targets over same-label pairs); None = per protocol: the study's clip for `paper`,
+    # semantic for `sound` (same-class captions are not negatives: audit section 2, item 9)
     loss: str | None = None
     text: str = "prompts"  # prompts: each image's class prompt | reports: each case's report
     trainable: str = "all"  # all | last-N (last N blocks of each tower + heads) | projection
@@ -47,13 +50,21 @@ class FinetuneConfig:
     prompt_template: str = DEFAULT_TEMPLATE
     class_words: tuple[str, str] | None = None  # (negative, positive) words; None = per protocol
     device: str | None = None  # None = cuda when available, else cpu
-    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU | fp32 | bf16 | fp16 (CUDA)
+    # auto: `paper` CLIP fp16-master (the study's), else bf16 autocast on CUDA, fp32 on CPU | fp32 | bf16 |
+    # fp16 (autocast + loss scaling, fp32 masters) | fp16-master (fp16 forward on CUDA, fp32 on CPU; Adam steps
+    # in fp32, weights rounded back to fp16 after each step as the study's CLIP code did, so updates below half
+    # an fp16 ulp vanish)
+    precision: str = "auto"
     seed: int = 0
     train_split: str = "train"
     val_split: str = "val"
     reembed: tuple[str, ...] = ()  # datasets to embed with the result besides the training dataset
     embed: bool = True  # embed the training and --reembed datasets with the fine-tuned model
     embed_workers: int | None = None  # decoding processes for that embedding (None: half the cores; 0: none)
+    allow_leakage: bool = False  # sound: train even when the dataset's splits leak patients or images
+    # transfer: whose validation split gives the target's Youden threshold: source (strictly zero-shot on the
+    # target) | target (the target's own validation split)
+    threshold_from: str = "source"
     trust_torchscript: bool = False  # load --weights even if it is a TorchScript file that is not OpenAI's
 
     def __post_init__(self) -> None:
@@ -63,6 +74,7 @@ class FinetuneConfig:
         _check_choice("protocol", self.protocol, PROTOCOLS)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("threshold-from", self.threshold_from, THRESHOLD_SOURCES)
         if not TRAINABLE_PATTERN.match(self.trainable) or self.trainable == "last-0":
             raise PedclipError(
                 f"--trainable {self.trainable!r} is not valid; use all, projection or last-N (N >= 1)"
@@ -117,18 +129,8 @@ def is_medclip_family(family: str, arch: dict | None = None) -> bool:
 
 
 def is_ucsd_like(dataset: dict) -> bool:
-    """The study's larger public set (Kermany/UCSD) or a dataset that stands in for it."""
-    attributes = dataset.get("attributes") or {}
-    named = " ".join(
-        str(v)
-        for v in (
-            dataset.get("name"),
-            dataset.get("source_kind"),
-            attributes.get("site"),
-            attributes.get("stands_for"),
-        )
-    )
-    return any(marker in named.lower() for marker in UCSD_MARKERS)
+    """Whether the dataset stands for the study's UCSD (Kermany) set: its recorded role, never its name."""
+    return stands_for(dataset) == "ucsd"
 
 
 def study_defaults(medclip: bool, ucsd_like: bool, protocol: str) -> dict:
@@ -142,6 +144,14 @@ def study_defaults(medclip: bool, ucsd_like: bool, protocol: str) -> dict:
     return {"weight_decay": 0.1 if ucsd_like else 1e-5, "grad_clip": 0.0, "patience": 20}
 
 
+def auto_precision(protocol: str, medclip: bool, device: str) -> str:
+    """`paper` CLIP: the study's fp16 master weights (any device; the forward runs in fp16 on CUDA only, see
+    `step.autocast`); otherwise bf16 autocast on CUDA and fp32 on CPU (where bf16 is emulated)."""
+    if protocol == "paper" and not medclip:
+        return "fp16-master"
+    return "bf16" if device.startswith("cuda") else "fp32"
+
+
 def resolve(config: FinetuneConfig, medclip: bool, ucsd_like: bool, cuda_available: bool) -> FinetuneConfig:
     """The config with every None filled: study defaults, device and precision."""
     defaults = study_defaults(medclip, ucsd_like, config.protocol)
@@ -149,8 +159,6 @@ def resolve(config: FinetuneConfig, medclip: bool, ucsd_like: bool, cuda_availab
     device = config.device or ("cuda" if cuda_available else "cpu")
     precision = config.precision
     if precision == "auto":
-        precision = "bf16" if device.startswith("cuda") else "fp32"
-    if precision == "fp16" and not device.startswith("cuda"):
-        raise PedclipError("--precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
+        precision = auto_precision(config.protocol, medclip, device)
     loss = config.loss or PROTOCOL_LOSS[config.protocol]
     return replace(config, **filled, loss=loss, device=device, precision=precision, class_words=config.words)

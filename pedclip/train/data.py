@@ -35,13 +35,14 @@ class TrainingSplit:
         return int(self.labels.sum())
 
 
-def labelled_cases(store: Store, dataset: str, split: str) -> pd.DataFrame:
-    """The split's cases that have a 0/1 label (unlabelled ones cannot be paired with a class caption)."""
-    frame = cases_frame(store, dataset, splits=[split])
+def labelled_cases(store: Store, dataset: str, split: str, split_column: str = "split") -> pd.DataFrame:
+    """The split's cases that have a 0/1 label (unlabelled ones cannot be paired with a class caption);
+    `split_column` says whose split: as assigned (split) or as the source gave it (source_split)."""
+    frame = cases_frame(store, dataset, splits=[split], split_column=split_column)
     frame = frame[frame["label"].notna()].reset_index(drop=True)
     if frame.empty:
         raise PedclipError(
-            f"dataset {dataset!r} has no labelled cases in split {split!r}; "
+            f"dataset {dataset!r} has no labelled cases in {split_column} {split!r}; "
             "give it splits with `pedclip data split` or choose another dataset"
         )
     frame["label"] = frame["label"].astype(int)
@@ -70,9 +71,10 @@ def load_split(
     text: str,
     prompts: tuple[str, str],
     decoder: Decoder = default_decoder,
+    split_column: str = "split",
 ) -> TrainingSplit:
     """Read a split's pixels through the pixel cache (decoding and caching misses) with labels and captions."""
-    cases = labelled_cases(store, dataset, split)
+    cases = labelled_cases(store, dataset, split, split_column)
     changed: list[int] = []
     arrays = load_pixels(store.paths.pixels, preprocess, cases, True, decoder, changed)
     if changed:  # skipped, counted and said: their pixels are not the ones ingest recorded

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pedclip.embed.pipeline import EmbedConfig, embed_dataset
-from pedclip.eval.evaluation import EvalResult
+from pedclip.eval.evaluation import EvalResult, split_column_for
 from pedclip.eval.prompts import PromptSet, load_prompt_set, prompt_set_from_dict
+from pedclip.eval.protocols import get_protocol
 from pedclip.eval.zeroshot import ZeroShotConfig, zeroshot_eval
 from pedclip.models.base import Encoder
 from pedclip.store import Store
@@ -44,12 +45,20 @@ def evaluate_finetuned(
     dataset: str | None = None,
     kind: str = "finetune",
     split: str | None = "test",
+    threshold_dataset: str | None = None,
 ) -> EvalResult | None:
     """Zero-shot of the fine-tuned model on `dataset` (default: its training set's test split, Table 3);
     `split` None uses the protocol's splits. None when the dataset has no cases in `split`."""
     dataset = dataset or config.dataset
-    if split is not None and cases_frame(store, dataset, splits=[split]).empty:
+    column = split_column_for(store, dataset, get_protocol(config.protocol).split_column)
+    if split is not None and cases_frame(store, dataset, splits=[split], split_column=column).empty:
         return None
     pset = finetune_prompt_set(config, encoder.family, encoder.arch)
-    zs = ZeroShotConfig(protocol=config.protocol, split=split, kind=kind)
+    zs = ZeroShotConfig(
+        protocol=config.protocol,
+        split=split,
+        kind=kind,
+        threshold_dataset=threshold_dataset,
+        allow_leakage=config.allow_leakage,
+    )
     return zeroshot_eval(store, encoder, dataset, pset, zs)

@@ -18,6 +18,9 @@ import torch
 from pedclip.embed.pipeline import EmbedConfig
 from pedclip.embed.pixels import Decoder, default_decoder
 from pedclip.errors import PedclipError
+from pedclip.eval.evaluation import split_column_for
+from pedclip.eval.guards import require_no_leakage
+from pedclip.eval.protocols import get_protocol
 from pedclip.models import load_encoder, save_local
 from pedclip.models.base import Encoder
 from pedclip.store import Store
@@ -31,7 +34,12 @@ from pedclip.train.evaluate import embed_with, evaluate_finetuned
 from pedclip.train.loop import LoopResult, LoopSettings, Progress, run_loop
 from pedclip.train.resume import TrainingState, claim_run, state_key
 from pedclip.train.step import StepSettings
-from pedclip.train.trainable import count_parameters, select_trainable
+from pedclip.train.trainable import (
+    count_parameters,
+    round_to_fp16,
+    select_trainable,
+    study_fp16_parameters,
+)
 
 
 @dataclass
@@ -90,7 +98,9 @@ def load_parent(store: Store, config: FinetuneConfig) -> Encoder:
 
 
 def load_splits(store: Store, encoder: Encoder, config: FinetuneConfig, decoder: Decoder):
-    args = (encoder.preprocess_config, config.text, config.prompts, decoder)
+    """(train, val, the split column read): the study's folders in `paper`, the assigned splits in `sound`."""
+    column = split_column_for(store, config.dataset, get_protocol(config.protocol).split_column)
+    args = (encoder.preprocess_config, config.text, config.prompts, decoder, column)
     train = load_split(store, config.dataset, config.train_split, *args)
     val = load_split(store, config.dataset, config.val_split, *args)
     if config.protocol == "sound" and len(set(val.labels.tolist())) < 2:
@@ -98,13 +108,21 @@ def load_splits(store: Store, encoder: Encoder, config: FinetuneConfig, decoder:
             f"the {config.val_split} split of {config.dataset!r} has one class only, so validation AUROC is "
             "undefined; re-split the dataset or use --protocol paper (selects on validation loss)"
         )
-    return train, val
+    return train, val, column
 
 
-def make_optimizer(config: FinetuneConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """The study's Adam with coupled L2 decay on every parameter (audit section 1), or AdamW."""
+def make_optimizer(
+    config: FinetuneConfig, params: list[torch.nn.Parameter], fp16_masters: list[torch.nn.Parameter] = ()
+) -> torch.optim.Optimizer:
+    """The study's Adam with coupled L2 decay on every parameter (audit section 1), or AdamW. With
+    `fp16_masters` (precision fp16-master) each step ends by rounding those weights to fp16, as the study's
+    CLIP loop cast them back after an fp32 `optimizer.step()` (finetune_clip.py:230-235); Adam's moments
+    stay fp32, as there."""
     kind = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    return kind(params, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = kind(params, lr=config.lr, weight_decay=config.weight_decay)
+    if fp16_masters:
+        optimizer.register_step_post_hook(lambda *_: round_to_fp16(list(fp16_masters)))
+    return optimizer
 
 
 def loop_settings(config: FinetuneConfig) -> LoopSettings:
@@ -161,11 +179,13 @@ def train_encoder(
     """Seeded training in its own RNG scope (the caller's global RNG is left as it was). Under
     torch.distributed, rank r seeds with seed + r (its own dropout) and only rank 0 records epochs."""
     params = select_trainable(encoder, config.trainable, config.last_n)
+    fp16_masters = study_fp16_parameters(encoder) if config.precision == "fp16-master" else []
+    round_to_fp16(fp16_masters)  # the study trained from `clip.load`'s fp16 weights
     devices = [torch.device(config.device).index or 0] if torch.device(config.device).type == "cuda" else []
     replica.attach(encoder)
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(config.seed + replica.rank)
-        optimizer = make_optimizer(config, [p for _, p in params])
+        optimizer = make_optimizer(config, [p for _, p in params], fp16_masters)
         result = run_loop(
             encoder,
             train,
@@ -226,16 +246,23 @@ def finetune(
     """
     started = time.perf_counter()
     info = replica.from_writer(lambda: check_datasets(store, config))
+    allowed = (
+        replica.from_writer(lambda: require_no_leakage(store, config.dataset, config.allow_leakage))
+        if config.protocol == "sound"
+        else None
+    )
     encoder = load_parent(store, config)
     resolved = resolve(
         config, is_medclip_family(encoder.family, encoder.arch), is_ucsd_like(info), torch.cuda.is_available()
     )
-    train, val = replica.from_writer(lambda: load_splits(store, encoder, resolved, decoder))
+    train, val, split_column = replica.from_writer(lambda: load_splits(store, encoder, resolved, decoder))
     data = {
         "train": len(train),
         "train_positive": train.n_positive,
         "val": len(val),
         "val_positive": val.n_positive,
+        "split_column": split_column,
+        **({"leakage_allowed": allowed} if allowed else {}),
     }
     tagged = {**(tags or {}), "data": data}
     if replica is not SINGLE:  # the ranks share the run rank 0 opens; resuming is single-process only

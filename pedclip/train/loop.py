@@ -199,7 +199,9 @@ def run_loop(
     epoch."""
     started = time.perf_counter()
     result, flag = LoopResult(), _StopFlag()
-    scaler = torch.amp.GradScaler("cuda") if settings.step.precision == "fp16" else None
+    # fp16 autocast scales the loss; fp16-master does not (the study's CLIP code had no scaler)
+    device_type = torch.device(settings.step.device).type
+    scaler = torch.amp.GradScaler(device_type) if settings.step.precision == "fp16" else None
     stateful, tensors = {"optimizer": optimizer, "scaler": scaler}, changing_tensors(encoder)
     first, saved, settings = continue_from(state, tensors, stateful, result, settings)
     with graceful_interrupt(flag):

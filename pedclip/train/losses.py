@@ -1,10 +1,16 @@
 """Contrastive losses over an image-text batch: pure functions of tensors.
 
 `logits_per_image[i, j] = exp(logit_scale) * cos(image_i, text_j)`, shape (B_img, B_txt); text j is the
-caption paired with image j. `clip_loss` treats only the diagonal as positive (the study's loss: two
-identical class captions in one batch are pushed apart, so its floor is about log(#same-class items));
-`semantic_loss` uses label similarity as soft targets (MedCLIP, mc:losses.py), so same-label pairs are
-positives and a perfect model reaches 0.
+caption paired with image j. Three losses:
+- `clip`: only the diagonal is positive (the study's loss: two identical class captions in one batch are
+  pushed apart, so its floor is about log(#same-class items)).
+- `semantic`: MedCLIP's loss (mc:losses.py `_soft_clip_loss`): soft targets `softmax(label_sim / tau)`
+  (tau = 1 in MedCLIP), soft cross-entropy both ways, averaged. With one-hot labels a same-label pair
+  scores 1 and another pair 0, so the targets keep mass on other-label pairs: in a balanced batch the
+  same class holds e/(e+1) ~ 0.73 of each row, and the optimum is a logit gap of 1/tau, not separation.
+  Its value is MedCLIP's (the soft cross-entropy), so its floor is the targets' entropy, not 0.
+- `supcon`: uniform targets over the same-label pairs (a supervised-contrastive reading of MedCLIP's idea),
+  reported as KL (soft cross-entropy minus the targets' entropy), so a perfect model reaches 0.
 """
 
 from __future__ import annotations
@@ -14,9 +20,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("clip", "semantic")
+LOSSES = ("clip", "semantic", "supcon")
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP's and MedCLIP's ceiling on exp(logit_scale)
-SEMANTIC_TARGETS = ("normalized", "softmax")
+MEDCLIP_TAU = 1.0  # MedCLIP takes softmax(label_sim) with no temperature
 
 
 def contrastive_logits(
@@ -37,20 +43,10 @@ def clip_loss(logits_per_image: torch.Tensor) -> torch.Tensor:
 def label_similarity(
     image_labels: torch.Tensor, text_labels: torch.Tensor, n_classes: int = 2
 ) -> torch.Tensor:
-    """(B_img, B_txt) = onehot(image labels) @ onehot(text labels).T: 1 where the labels agree."""
+    """(B_img, B_txt) = onehot(image labels) @ onehot(text labels).T: 1 where the labels agree, else 0."""
     image = F.one_hot(image_labels.long(), n_classes).float()
     text = F.one_hot(text_labels.long(), n_classes).float()
     return image @ text.T
-
-
-def soft_targets(similarity: torch.Tensor, kind: str = "normalized") -> torch.Tensor:
-    """Rows of `similarity` as distributions: `normalized` = uniform over the same-label pairs;
-    `softmax` = MedCLIP's literal `softmax(label_sim)`, which also leaves mass on other-label pairs."""
-    if kind == "softmax":
-        return similarity.softmax(dim=1)
-    if kind == "normalized":
-        return similarity / similarity.sum(dim=1, keepdim=True).clamp_min(1e-12)
-    raise ValueError(f"unknown semantic target {kind!r}; expected one of {SEMANTIC_TARGETS}")
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -66,14 +62,28 @@ def semantic_loss(
     logits_per_image: torch.Tensor,
     image_labels: torch.Tensor,
     text_labels: torch.Tensor,
-    targets: str = "normalized",
+    tau: float = MEDCLIP_TAU,
     n_classes: int = 2,
 ) -> torch.Tensor:
-    """MedCLIP's soft-label loss, both directions averaged, reported as KL (the soft CE minus the targets'
-    entropy): the gradient is MedCLIP's, and a model that matches the targets scores 0."""
+    """MedCLIP's loss: 0.5 * (softCE(logits, softmax(sim / tau)) + softCE(logits.T, softmax(sim.T / tau)))."""
+    similarity = label_similarity(image_labels, text_labels, n_classes).to(logits_per_image) / tau
+    image_side = soft_cross_entropy(logits_per_image, similarity.softmax(dim=1))
+    text_side = soft_cross_entropy(logits_per_image.T, similarity.T.softmax(dim=1))
+    return 0.5 * (image_side + text_side)
+
+
+def same_label_targets(similarity: torch.Tensor) -> torch.Tensor:
+    """Rows of a 0/1 `similarity` as uniform distributions over the same-label pairs."""
+    return similarity / similarity.sum(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def supcon_loss(
+    logits_per_image: torch.Tensor, image_labels: torch.Tensor, text_labels: torch.Tensor, n_classes: int = 2
+) -> torch.Tensor:
+    """Uniform same-label targets, both directions averaged, reported as KL (soft CE minus the targets'
+    entropy): a model whose rows match the targets scores 0."""
     similarity = label_similarity(image_labels, text_labels, n_classes).to(logits_per_image)
-    per_image = soft_targets(similarity, targets)
-    per_text = soft_targets(similarity.T, targets)
+    per_image, per_text = same_label_targets(similarity), same_label_targets(similarity.T)
     image_side = soft_cross_entropy(logits_per_image, per_image) - _entropy(per_image)
     text_side = soft_cross_entropy(logits_per_image.T, per_text) - _entropy(per_text)
     return 0.5 * (image_side + text_side)
@@ -87,4 +97,6 @@ def contrastive_loss(
         return clip_loss(logits_per_image)
     if name == "semantic":
         return semantic_loss(logits_per_image, image_labels, text_labels)
+    if name == "supcon":
+        return supcon_loss(logits_per_image, image_labels, text_labels)
     raise ValueError(f"unknown loss {name!r}; expected one of {LOSSES}")

@@ -129,3 +129,42 @@ def state_tensors(encoder: Encoder) -> list[torch.Tensor]:
     if id(encoder.logit_scale_param) not in seen:
         out.append(encoder.logit_scale_param)
     return out
+
+
+def study_fp16_parameters(encoder: Encoder) -> list[nn.Parameter]:
+    """The parameters OpenAI CLIP's `convert_weights` holds in fp16 (clip:model.py:375-396): weights and
+    biases of every Linear and Conv, attention input projections, and the `proj`/`text_projection` matrices.
+    LayerNorms, embeddings and the logit scale stay fp32, as there."""
+    roots = encoder.modules or {"image_tower": encoder.image_tower, "text_tower": encoder.text_tower}
+    seen: set[int] = set()
+    out: list[nn.Parameter] = []
+
+    def take(param: nn.Parameter | None) -> None:
+        if isinstance(param, nn.Parameter) and id(param) not in seen:
+            seen.add(id(param))
+            out.append(param)
+
+    for root in roots.values():
+        for module in root.modules():
+            if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d):
+                take(module.weight)
+                take(module.bias)
+            elif isinstance(module, nn.MultiheadAttention):
+                for attr in (
+                    "in_proj_weight",
+                    "in_proj_bias",
+                    "q_proj_weight",
+                    "k_proj_weight",
+                    "v_proj_weight",
+                ):
+                    take(getattr(module, attr, None))
+            for attr in ("proj", "text_projection"):
+                take(getattr(module, attr, None))
+    return out
+
+
+@torch.no_grad()
+def round_to_fp16(params: list[nn.Parameter]) -> None:
+    """Hold fp16 values in the fp32 tensors: what casting the weights back to fp16 after a step keeps."""
+    for param in params:
+        param.copy_(param.half().float())

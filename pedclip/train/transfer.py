@@ -25,7 +25,15 @@ from pedclip.train.finetune import FinetuneResult, finetune
 from pedclip.train.loop import Progress
 
 # Request fields that do not change the trained weights (where to embed, which device) are not compared.
-IGNORED_FOR_REUSE = ("reembed", "embed", "embed_workers", "device", "trust_torchscript")
+IGNORED_FOR_REUSE = (
+    "reembed",
+    "embed",
+    "embed_workers",
+    "device",
+    "trust_torchscript",
+    "allow_leakage",
+    "threshold_from",
+)
 
 
 @dataclass
@@ -97,7 +105,16 @@ def transfer_one(
     spec, finetune_run = finetuned_spec(store, config, reuse, progress, tags, trainer)
     child = load_encoder(spec, device=config.device or "cpu", home=store.paths.home)
     embed_with(store, child, (to_dataset,), EmbedConfig(workers=config.embed_workers))
-    result = evaluate_finetuned(store, child, config, dataset=to_dataset, kind="transfer", split=None)
+    threshold_dataset = config.dataset if config.threshold_from == "source" else to_dataset
+    result = evaluate_finetuned(
+        store,
+        child,
+        config,
+        dataset=to_dataset,
+        kind="transfer",
+        split=None,
+        threshold_dataset=threshold_dataset,
+    )
     result.run["run_id"] = new_run_id("transfer")
     result.run["train_dataset"] = config.dataset
     result.run["config"] = {
@@ -109,6 +126,7 @@ def transfer_one(
         "finetune_run": finetune_run,
         "parent_spec": config.model,
         "parent_fingerprint": child.parent_fingerprint,
+        "threshold_from": config.threshold_from,  # source: strictly zero-shot on the target
     }
     save(store, result)
     return {

@@ -98,6 +98,13 @@ def settle(page) -> None:
     page.wait_for_function(SETTLED, timeout=60_000)
 
 
+def choose(page, label: str, value: str) -> None:
+    """Pick `value` in the select box labelled `label` (typed into its search box, then Enter)."""
+    page.locator('[data-testid="stSelectbox"]', has_text=label).locator("input").fill(value)
+    page.keyboard.press("Enter")
+    settle(page)
+
+
 def wait_count(page, selector: str, n: int) -> None:
     page.wait_for_function(f"() => document.querySelectorAll({selector!r}).length >= {n}", timeout=60_000)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from browser_helpers import (
     START,
+    choose,
     copy_shots,
     metric_value,
     open_page,
@@ -60,6 +61,10 @@ def test_every_page_in_a_real_browser(server, browser, tmp_path):
 
     open_page(page, "Prompt lab")
     wait_count(page, '[data-testid="stPlotlyChart"] .main-svg', 1)
+    page.get_by_text("cached images of tiny/val rescored").first.wait_for(timeout=30_000)  # val by default
+    choose(page, "Split", "test")  # the fixture's few validation films rank alike under any prompts
+    page.get_by_text("prompts tuned on test").first.wait_for(timeout=30_000)
+    page.get_by_text("cached images of tiny/test rescored").first.wait_for(timeout=30_000)
     before = metric_value(page, "AUROC")
     areas = page.locator("textarea")
     areas.nth(0).fill("an empty room")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from browser_helpers import (
     START,
+    choose,
     copy_shots,
     dashboard_server,
     metric_value,
@@ -61,12 +62,6 @@ def options_of(page, widget: str, label: str) -> list[str]:
     return [t for t in texts if t != "Select all"]  # the multiselect's own first entry
 
 
-def choose(page, label: str, value: str) -> None:
-    page.locator('[data-testid="stSelectbox"]', has_text=label).locator("input").fill(value)
-    page.keyboard.press("Enter")
-    settle(page)
-
-
 def check_runs(page, runs, tables: list[str], shots: Path) -> None:
     page.wait_for_selector("h1:has-text('Runs')", timeout=90_000)
     wait_count(page, '[data-testid="stDataFrame"] canvas', 2)
@@ -85,7 +80,7 @@ def check_runs(page, runs, tables: list[str], shots: Path) -> None:
 def check_prompt_lab(page, shots: Path) -> None:
     open_page(page, "Prompt lab")
     wait_count(page, '[data-testid="stPlotlyChart"] .main-svg', 1)
-    page.get_by_text("cached images of peds-a/test rescored").first.wait_for(timeout=30_000)
+    page.get_by_text("cached images of peds-a/val rescored").first.wait_for(timeout=30_000)
     before = metric_value(page, "AUROC")
     areas = page.locator("textarea")
     areas.nth(0).fill("an empty room")

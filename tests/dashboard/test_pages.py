@@ -226,22 +226,39 @@ def test_an_upload_that_is_not_an_image_is_refused_with_one_line(app):
     assert len(at.error) == 1 and "fake.png" in at.error[0].value
 
 
-def test_prompt_lab_rescores_with_the_same_function_as_the_cli(app, fixture_store, tiny_encoder):
+def test_prompt_lab_rescores_with_the_same_function_as_the_cli(
+    app, fixture_store, tiny_encoder, tmp_path, monkeypatch
+):
+    import shutil
+
+    home = tmp_path / "copy"  # scoring on test below records the prompts as developed there
+    shutil.copytree(fixture_store.home, home)
+    monkeypatch.setenv("PEDCLIP_HOME", str(home))
+    store = Store.open(home)
+    start = access.prompt_sets()["study-clip"]
     at = open_page(app, "prompt_lab")
     at.selectbox(key="pl_set").set_value("study-clip").run()
-    store = Store.open(fixture_store.home)
-    start = access.prompt_sets()["study-clip"]
-    expected = rescore(store, tiny_encoder, "tiny", start, split="test").metrics["auroc"].value
+    # validation by default (no baseline of that split, so none is picked); a leaking dataset gets a warning
+    assert at.selectbox(key="pl_split").value == "val"
+    assert not at.error and any("splits leak" in w.value for w in at.warning)
+    on_val = rescore(store, tiny_encoder, "tiny", start, split="val", allow_leakage=True)
+    assert metric(at, "AUROC") == f"{on_val.metrics['auroc'].value:.3f}"
+    at.selectbox(key="pl_split").set_value("test").run()
+    assert any("prompts tuned on test" in w.value for w in at.warning)
+    same = {"split": "test", "allow_leakage": True}
+    expected = rescore(store, tiny_encoder, "tiny", start, **same).metrics["auroc"].value
     assert metric(at, "AUROC") == f"{expected:.3f}"
     edited = {"normal": ["an empty room"], "pneumonia": ["a cat sitting on a red sofa"]}
     for name, texts in edited.items():
         at.text_area(key=f"pl_text_study-clip_{name}").set_value("\n".join(texts))
     at.button[0].click().run()  # the form's Rescore button
     assert not at.exception
-    changed = rescore(store, tiny_encoder, "tiny", edited, split="test").metrics["auroc"].value
-    assert changed != pytest.approx(expected)
-    assert metric(at, "AUROC") == f"{changed:.3f}"
+    changed = rescore(store, tiny_encoder, "tiny", edited, **same)
+    assert changed.metrics["auroc"].value != pytest.approx(expected)
+    assert metric(at, "AUROC") == f"{changed.metrics['auroc'].value:.3f}"
     assert any("flipped cases" in m.value for m in at.markdown)
+    # scored on test in the lab, so a later test run of these prompts says so
+    assert changed.result.run["config"].get("prompts_tuned_on_test") is True
 
 
 def test_prompt_lab_with_a_model_not_on_this_machine_says_so_in_one_line(app):

@@ -38,6 +38,24 @@ def test_shared_patients_and_identical_images_are_found():
     assert document["n_shared_patients"] == 1 and document["shared_patients"] == {} and document["leakage"]
 
 
+def test_leak_counts_agree_with_the_full_audit():
+    from pedclip.eval.leakage import leak_counts
+
+    for rows in (
+        [("a", 0, "P1", "train", "h1"), ("b", 1, "P1", "train", "h2"), ("e", 0, None, None, "h5")],
+        [
+            ("a", 0, "P1", "train", "same"),
+            ("b", 0, "P1", "test", "x"),
+            ("c", 1, "P2", "val", "same"),
+            ("d", 1, "P3", "train", "twin"),
+            ("e", 1, "P4", "train", "twin"),
+            ("f", 1, "P5", None, "x"),
+        ],
+    ):
+        report = audit_cases(_cases(rows))
+        assert leak_counts(_cases(rows)) == (len(report.shared_patients), len(report.cross_split_duplicates))
+
+
 def test_identical_images_in_other_datasets_are_shared_not_leaked():
     import pandas as pd
 

@@ -81,3 +81,28 @@ def test_unknown_class_folders_error_names_them(capsys, home, tmp_path):
     code, _, err = _run(capsys, home, "ingest", str(tmp_path / "src"), "--name", "x")
     assert code == 1 and "'dogs'" in err and "--format csv" in err
     _one_line_error(err)
+
+
+def test_stands_for_is_set_at_ingest_or_by_data_set_and_kept_on_reingest(capsys, home, kermany_copy):
+    from pedclip.store import Store
+    from pedclip.store.cases import get_dataset
+    from pedclip.train.config import is_ucsd_like, study_defaults
+
+    assert _run(capsys, home, "ingest", str(kermany_copy), "--name", "ucsd")[0] == 0
+    store = Store.open(home)
+    assert not is_ucsd_like(get_dataset(store, "ucsd"))  # its name plays no part
+    assert _run(capsys, home, "ingest", str(kermany_copy), "--name", "site9", "--stands-for", "UCSD")[0] == 0
+    assert get_dataset(store, "site9")["attributes"]["stands_for"] == "ucsd" and is_ucsd_like(
+        get_dataset(store, "site9")
+    )
+    code, out, _ = _run(capsys, home, "set", "site9", "--stands-for", "ori", "--json")
+    assert code == 0 and json.loads(out) == {"dataset": "site9", "stands_for": "ori"}
+    assert (
+        _run(capsys, home, "ingest", str(kermany_copy), "--name", "site9")[0] == 0
+    )  # re-ingest keeps the role
+    role = get_dataset(store, "site9")
+    assert role["attributes"]["stands_for"] == "ori" and not is_ucsd_like(role)
+    assert study_defaults(False, is_ucsd_like(role), "paper")["weight_decay"] == 1e-5  # ORI's, as the study
+    code, _, err = _run(capsys, home, "set", "site9", "--stands-for", "kermany")
+    assert code != 0 and "ucsd, ori, none" in err
+    _one_line_error(err)

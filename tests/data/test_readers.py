@@ -78,7 +78,27 @@ def test_study_layout(tmp_path):
     assert kind == "study" and not errors
     got = {(r.split, r.label) for r in rows}
     assert got == {("train", 1), ("train", 0), ("val", 0), ("test", 1)}
-    assert all(r.patient_id is None for r in rows)
+    assert all(r.patient_id is None for r in rows)  # no ids in the names: CIs will resample cases
+
+
+def test_study_layout_takes_patient_ids_from_kermany_file_names(tmp_path):
+    names = [
+        ("Train", "Positive", "person7_bacteria_30.jpeg"),
+        ("Test", "Positive", "person7_bacteria_31.jpeg"),
+        ("Train", "Negative", "IM-0115-0001.jpeg"),
+        ("Validation", "Positive", "person8_virus_2.jpeg"),
+    ]
+    for i, (split, cls, name) in enumerate(names):
+        save_jpeg(tmp_path / "ucsd" / split / cls / name, seed=i)
+    kind, rows, _ = _read(tmp_path / "ucsd")
+    got = {Path(r.case_id).name: (r.patient_id, r.attributes.get("pathogen")) for r in rows}
+    assert kind == "study"
+    assert got == {
+        "person7_bacteria_30.jpeg": ("person7", "bacteria"),
+        "person7_bacteria_31.jpeg": ("person7", "bacteria"),
+        "IM-0115-0001.jpeg": ("IM-0115", "normal"),
+        "person8_virus_2.jpeg": ("person8", "virus"),
+    }
 
 
 def test_class_folders_with_and_without_split_folders(tmp_path):

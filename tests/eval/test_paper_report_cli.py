@@ -62,7 +62,7 @@ def test_paper_tables_both_protocols(sites, tiny_encoder, tmp_path):
         },
     )
     result = paper_tables(sites, config, _loader(tiny_encoder))
-    t1, t2, t3, t4, t5 = result.tables
+    t1, t2, t3, t4, t5 = result.tables[:5]  # then i10b's prompt-search and pathogen tables, when they exist
     store_counts = {r["dataset"]: r for r in t1.rows if r["source"] == "store"}
     assert store_counts["ucsd".upper()]["pneumonia"] + store_counts["UCSD"]["normal"] == 80
     assert len(t2.rows) == 12 and len(_rows(t2, "published")) == 4
@@ -97,7 +97,10 @@ def test_paper_tables_both_protocols(sites, tiny_encoder, tmp_path):
     paths = write_tables(result, tmp_path / "out")
     text = (tmp_path / "out" / "tables.md").read_text()
     assert "### Table 2: zero-shot" in text and "| ORI | CLIP | published |" in text
-    assert {p.name for p in paths} == {f"table{i}.csv" for i in range(1, 6)} | {"tables.md"}
+    assert {p.name for p in paths} == {f"table{i}.csv" for i in range(1, 6)} | {
+        "tables.md",
+        "prompt_search.csv",
+    }
 
 
 def test_paper_tables_without_models(sites, tiny_encoder):
@@ -138,7 +141,7 @@ def test_cli_zeroshot_rescore_runs(sites, home, capsys):
     assert zs["saved"] and zs["metrics"]["auroc"]["value"] > 0.5 and zs["split"] == "test"
     rs = _cli(capsys, home, "rescore", "--model", TINY, "--dataset", "ucsd", "--prompt", "normal=No focal consolidation.",
               "--prompt", "pneumonia=Patchy consolidation in the right lower lobe.", "--against", zs["run_id"],
-              "--resamples", "20", "--save")  # fmt: skip
+              "--split", "test", "--resamples", "20", "--save")  # fmt: skip
     assert rs["comparison"]["n_common"] == zs["config"]["n"] and "auroc" in rs["comparison"]["deltas"]
     listed = _cli(capsys, home, "runs", "list")
     assert {r["run_id"] for r in listed} == {zs["run_id"], rs["run_id"]}
@@ -163,3 +166,13 @@ def test_cli_user_errors_are_one_line(sites, home, capsys):
     code = main(["--home", str(home), "rescore", "--model", TINY, "--dataset", "ucsd", "--prompt", "oops"])
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("error: prompt 'oops' is not class=text") and "Traceback" not in err
+
+
+def test_a_ci_from_resampled_cases_says_so():
+    from pedclip.eval.metrics import Metric
+    from pedclip.eval.paper import metric_row
+
+    metrics = {"auroc": Metric(0.8, lo=0.7, hi=0.9)}
+    row = metric_row("s", "CLIP", "sound", metrics, resampled="case")
+    assert row["AUC 95% CI"] == "0.700-0.900 (resampled by case)"
+    assert metric_row("s", "CLIP", "sound", metrics, resampled="patient")["AUC 95% CI"] == "0.700-0.900"

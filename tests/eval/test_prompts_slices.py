@@ -91,3 +91,51 @@ def test_metrics_by_attribute_and_age_band():
     assert age_band(None) == "(missing)" and age_band(12) == "10-18"
     with pytest.raises(PedclipError, match="known: age, age_band"):
         metrics_by(frame, "pathogen")
+
+
+def test_pathogen_slices_are_each_pathogen_against_the_normals_of_its_site():
+    import json
+
+    from sklearn.metrics import roc_auc_score
+
+    from pedclip.eval.slices import metrics_by, pathogen_auroc
+
+    rng = np.random.default_rng(5)
+    rows = []
+    for dataset in ("siteA", "siteB"):
+        for i in range(60):
+            pathogen = ("normal", "bacteria", "virus")[i % 3]
+            label = int(pathogen != "normal")
+            score = float(
+                np.clip(rng.normal(0.3 + 0.4 * label + (0.1 if pathogen == "bacteria" else 0), 0.2), 0, 1)
+            )
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "case_id": f"{dataset}/{i}",
+                    "label": label,
+                    "score": score,
+                    "predicted": int(score >= 0.5),
+                    "patient_id": f"{dataset}-p{i // 2}",
+                    "attributes": json.dumps({"pathogen": pathogen}),
+                }
+            )
+    frame = pd.DataFrame(rows)
+    table = pathogen_auroc(frame, BootstrapConfig(n_resamples=30, seed=0))
+    assert list(zip(table["dataset"], table["contrast"], strict=True)) == [
+        ("siteA", "bacteria vs normal"),
+        ("siteA", "virus vs normal"),
+        ("siteB", "bacteria vs normal"),
+        ("siteB", "virus vs normal"),
+    ]
+    assert (table["n_normal"] == 20).all() and (table["n_pathogen"] == 20).all()  # two classes in each
+    for row in table.itertuples():
+        name = row.contrast.split()[0]
+        part = frame[
+            (frame["dataset"] == row.dataset) & frame["attributes"].str.contains(f'"{name}"|"normal"')
+        ]
+        assert row.auroc == pytest.approx(roc_auc_score(part["label"], part["score"]))
+        assert row.auroc_lo <= row.auroc <= row.auroc_hi
+    by_pathogen = metrics_by(frame, "pathogen", BootstrapConfig(n_resamples=0))
+    assert by_pathogen["auroc"].isna().all()  # pathogen alone: one class per group, no AUROC
+    assert pathogen_auroc(frame.assign(attributes="{}")).empty

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
@@ -100,7 +101,12 @@ def test_paper_and_sound_differ_for_the_same_predictions(zs_store, tiny_encoder)
     assert p100.logit_scale == paper.run["config"]["logit_scale"]
     p_pos = paper.predictions["score"].to_numpy()
     np.testing.assert_array_equal(p_pos >= 0.5, paper.predictions["predicted"].to_numpy() == 1)
-    np.testing.assert_allclose(np.maximum(p_pos, 1 - p_pos), paper.predictions["auc_score"])
+    # the study's fp16 arithmetic: each softmax column rounded to float16 on its own, so the top-1 score is
+    # an fp16 value within one fp16 ulp below 1 (2**-11) of max(p, 1 - p), not exactly equal to it
+    top1 = paper.predictions["auc_score"].to_numpy()
+    assert paper.run["config"]["score_dtype"] == "float16"
+    np.testing.assert_array_equal(top1.astype(np.float16).astype(np.float64), top1)
+    np.testing.assert_allclose(np.maximum(p_pos, 1 - p_pos), top1, rtol=0, atol=2**-11)
 
 
 def test_paper_medclip_prompt_count_search(zs_store, tiny_encoder):
@@ -141,7 +147,8 @@ def test_rescore_equals_zeroshot_and_compares(zs_store, tiny_encoder):
     save(zs_store, base)
     cache = ImageMatrixCache()
     prompts = {k: list(v) for k, v in pset.classes.items()}
-    again = rescore(zs_store, tiny_encoder, "siteA", prompts, bootstrap=FAST, cache=cache)
+    # the zero-shot run scored test; rescore scores validation unless told otherwise
+    again = rescore(zs_store, tiny_encoder, "siteA", prompts, split="test", bootstrap=FAST, cache=cache)
     assert again.metrics == base.metrics
     np.testing.assert_allclose(again.result.predictions["score"], base.predictions["score"], rtol=1e-6)
     new = {
@@ -149,7 +156,7 @@ def test_rescore_equals_zeroshot_and_compares(zs_store, tiny_encoder):
         "pneumonia": ["Patchy consolidation in the right lower lobe."],
     }
     other = rescore(
-        zs_store, tiny_encoder, "siteA", new, baseline_run=base.run_id, bootstrap=FAST, cache=cache
+        zs_store, tiny_encoder, "siteA", new, "test", baseline_run=base.run_id, bootstrap=FAST, cache=cache
     )
     assert len(cache._items) == 2  # (test, val) matrices reused across calls
     flips = other.comparison.flipped
@@ -220,10 +227,10 @@ def test_rescore_cache_follows_a_resplit(zs_store, tiny_encoder):
 
     cache = ImageMatrixCache()
     prompts = {"normal": ["clear lungs"], "pneumonia": ["lobar pneumonia"]}
-    before = rescore(zs_store, tiny_encoder, "siteA", prompts, bootstrap=FAST, cache=cache)
+    before = rescore(zs_store, tiny_encoder, "siteA", prompts, "test", bootstrap=FAST, cache=cache)
     cases = cases_frame(zs_store, "siteA")
     set_splits(zs_store, "siteA", {c: "test" for c in cases["case_id"]})
-    after = rescore(zs_store, tiny_encoder, "siteA", prompts, bootstrap=FAST, cache=cache)
+    after = rescore(zs_store, tiny_encoder, "siteA", prompts, "test", bootstrap=FAST, cache=cache)
     assert after.result.run["config"]["n"] == len(cases) > before.result.run["config"]["n"]
 
 
@@ -247,3 +254,86 @@ def test_text_cache_respects_the_encoding_context():
     for group in (["ab", "abcd"], ["ab"], ["ab", "abcdef"], ["ab", "abcd"]):
         np.testing.assert_allclose(cache.vectors(enc, group), enc.encode_texts(group))
     assert len(cache._items) == 5  # ab in three contexts, abcd once, abcdef once
+
+
+def vectors_with_gaps(gaps: list[float], scale: float = 100.0) -> np.ndarray:
+    """Unit image vectors whose scaled cosine with class 1 exceeds that with class 0 (the axes e0, e1) by
+    each gap: x = (b, a, rest) with scale * (a - b) = gap."""
+    rows = []
+    for gap in gaps:
+        b = 0.2
+        a = b + gap / scale
+        rows.append([b, a, np.sqrt(1 - a * a - b * b)])
+    return np.array(rows)
+
+
+CLASS_AXES = np.eye(3)[:2]  # normal = e0, pneumonia = e1
+
+
+def test_paper_clip_scores_are_fp16_and_tie_at_one_from_a_gap_of_8_5():
+    from pedclip.eval.protocols import score_dtype
+    from pedclip.eval.zeroshot import PromptVectors, classifier_for
+
+    pset = load_prompt_set("study-clip")
+    prompts = PromptVectors(CLASS_AXES, np.array([0, 1]), pset)
+    X = vectors_with_gaps([4.0, 8.0, 8.5, 9.0, 12.0])
+    assert score_dtype(PAPER, "softmax", "zeroshot") == score_dtype(PAPER, "softmax", "finetune") == "float16"
+    paper = classifier_for(prompts, PAPER, learned_scale=30.0)
+    p = paper.positive_score(X)
+    assert (p[2:] == 1.0).all() and (p[:2] < 1.0).all()  # >= 8.5: exactly 1.0, as on the study's GPU
+    assert set(p.astype(np.float16).astype(np.float64)) == set(p)  # every value is an fp16 number
+    top1, _ = auc_scores(PAPER, "softmax", p, paper.class_probabilities(X)[:, 0])
+    assert len(set(top1[2:])) == 1  # three confident cases tie in the study's top-1 "AUC"
+    sound = classifier_for(prompts, SOUND, learned_scale=100.0)
+    exact = sound.positive_score(X)
+    assert sound.dtype == "float64" and (exact < 1.0).all() and len(set(exact)) == len(exact)
+    np.testing.assert_allclose(exact, 1 / (1 + np.exp(-np.array([4.0, 8.0, 8.5, 9.0, 12.0]))), rtol=1e-5)
+
+
+def test_paper_medclip_sigmoid_is_fp32_zero_shot_and_fp16_fine_tuned():
+    from pedclip.eval.protocols import score_dtype
+
+    X = vectors_with_gaps([0.0] * 4)
+    X[:, 1] = [0.05, 0.085, 0.18, 0.3]  # cos with the one prompt; scale 100 -> logits 5, 8.5, 18, 30
+    X = unit(X)
+    logits = 100.0 * X[:, 1]
+    prompt = CLASS_AXES[1:]
+
+    def scores(dtype):
+        clf = ZeroShotClassifier("sigmoid", "max", logit_scale=100.0, dtype=dtype).fit(prompt, np.ones(1))
+        return clf.positive_score(X)
+
+    assert score_dtype(PAPER, "sigmoid", "zeroshot") == score_dtype(PAPER, "sigmoid", "transfer") == "float32"
+    assert score_dtype(PAPER, "sigmoid", "finetune") == "float16"
+    assert score_dtype(SOUND, "sigmoid", "finetune") == "float64"
+    fp32, fp16, exact = scores("float32"), scores("float16"), scores("float64")
+    assert (fp32[2:] == 1.0).all() and (fp32[:2] < 1.0).all()  # float32 saturates above ~17.3
+    assert (fp16[1:] == 1.0).all() and fp16[0] < 1.0  # float16 above ~8.3
+    np.testing.assert_allclose(exact, 1 / (1 + np.exp(-logits)), rtol=1e-6)
+    assert (exact < 1.0).all()
+
+
+def test_paper_reads_the_source_splits_and_sound_the_assigned_ones_from_one_store(zs_store, tiny_encoder):
+    """The source's folders (source_split) and a patient-grouped re-split (split) side by side, no re-ingest."""
+    from dataclasses import replace
+
+    from pedclip.store.cases import CASE_COLUMNS, CaseRow, cases_frame, replace_cases, set_splits
+
+    frame = cases_frame(zs_store, "siteA")
+    folders = {cid: ("test" if i % 4 == 0 else "train") for i, cid in enumerate(frame["case_id"])}
+    rows = [
+        replace(
+            CaseRow(**{c: (None if pd.isna(r[c]) else r[c]) for c in CASE_COLUMNS if c != "attributes"}),
+            source_split=folders[r["case_id"]],
+        )
+        for _, r in frame.iterrows()
+    ]
+    replace_cases(zs_store, "siteA", rows)
+    set_splits(zs_store, "siteA", dict(zip(frame["case_id"], frame["split"], strict=True)))  # the re-split
+    pset = load_prompt_set("pneumonia")
+    for protocol, column, expected in (("paper", "source_split", folders), ("sound", "split", None)):
+        config = ZeroShotConfig(protocol=protocol, split="test", threshold=0.5, bootstrap=FAST)
+        result = zeroshot_eval(zs_store, tiny_encoder, "siteA", pset, config)
+        expected = expected or dict(zip(frame["case_id"], frame["split"], strict=True))
+        assert set(result.predictions["case_id"]) == {c for c, s in expected.items() if s == "test"}
+        assert result.run["config"]["split_column"] == column

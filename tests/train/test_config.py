@@ -22,7 +22,8 @@ def test_study_defaults_fill_only_what_was_not_given(medclip, ucsd, protocol, ex
     resolved = resolve(config, medclip=medclip, ucsd_like=ucsd, cuda_available=False)
     assert {k: getattr(resolved, k) for k in expected} == expected
     assert (resolved.lr, resolved.batch_size, resolved.epochs, resolved.optimizer) == (1e-5, 256, 50, "adam")
-    assert (resolved.device, resolved.precision) == ("cpu", "fp32")
+    paper_clip = protocol == "paper" and not medclip  # the study's fp16 master weights, on any device
+    assert (resolved.device, resolved.precision) == ("cpu", "fp16-master" if paper_clip else "fp32")
     given = resolve(FinetuneConfig(model="m", dataset="d", weight_decay=0.5, patience=3, grad_clip=0.0),
                     medclip=medclip, ucsd_like=ucsd, cuda_available=True)  # fmt: skip
     assert (given.weight_decay, given.patience, given.grad_clip) == (0.5, 3, 0.0)
@@ -53,9 +54,11 @@ def test_prompts_follow_the_protocol():
 
 def test_family_and_dataset_detection():
     assert is_medclip_family("medclip") and not is_medclip_family("openclip", {"open_clip": "ViT-B-32"})
-    assert is_ucsd_like({"name": "kermany-sample", "source_kind": "kermany"})
-    assert is_ucsd_like({"name": "site1", "source_kind": "synth", "attributes": {"stands_for": "UCSD"}})
-    assert not is_ucsd_like({"name": "ori", "source_kind": "folders", "attributes": {}})
+    assert not is_ucsd_like(
+        {"name": "ucsd", "source_kind": "kermany", "attributes": {}}
+    )  # names do not count
+    assert is_ucsd_like({"name": "site1", "source_kind": "synth", "attributes": {"stands_for": "ucsd"}})
+    assert not is_ucsd_like({"name": "ucsd", "source_kind": "folders", "attributes": {"stands_for": "ori"}})
 
 
 @pytest.mark.parametrize(

@@ -81,7 +81,10 @@ def test_two_gloo_ranks_give_the_single_process_loss_and_gradients(store, site, 
 
 def finetune_json(capsys, home, *extra: str) -> dict:
     args = ["--home", str(home), "finetune", "--model", "openclip:pedclip-tiny", "--dataset", "site-a",
-            "--epochs", "2", "--batch-size", "6", "--lr", "1e-3", "--protocol", "paper", "--workers", "0", "--json"]  # fmt: skip
+            "--epochs", "2", "--batch-size", "6", "--lr", "1e-3", "--protocol", "paper", "--workers", "0", "--json",
+            "--precision", "fp32"]  # fmt: skip
+    # fp32: paper CLIP's default fp16-master rounds the weights to fp16 after each step, which turns the ranks'
+    # ~1e-7 reduction differences into whole fp16 ulps; the comparison is about DDP, not that rounding.
     capsys.readouterr()
     code = main([*args, *extra])
     out = capsys.readouterr()

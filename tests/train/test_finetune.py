@@ -133,3 +133,23 @@ def test_paper_transfer_pools_every_split_of_the_target_as_the_study_did(store, 
     assert (run["kind"], run["protocol"], run["split"]) == ("transfer", "paper", "all")
     assert run["config"]["score"] == "top1_probability"  # the study's CLIP AUC, reproduced in `paper` only
     assert len(predictions_frame(store, run["run_id"])) == 32
+
+
+def test_sound_finetune_refuses_a_dataset_whose_splits_leak(store, tmp_path):
+    from dataclasses import replace
+
+    import pytest
+
+    from pedclip.errors import PedclipError
+    from pedclip.store.cases import replace_cases
+    from tests.train.conftest import add_dataset
+
+    rows = add_dataset(store, tmp_path / "leaky", "leaky", seed=2)
+    test_row = next(i for i, r in enumerate(rows) if r.split == "test")
+    rows[test_row] = replace(rows[test_row], image_sha256=rows[0].image_sha256)  # a training film in test
+    replace_cases(store, "leaky", rows)
+    with pytest.raises(
+        PedclipError, match=r"'leaky' leaks across splits: 0 shared patient\(s\), 1 identical"
+    ):
+        finetune(store, config(dataset="leaky", epochs=1, embed=False))
+    assert finetune(store, config(dataset="leaky", epochs=1, embed=False, protocol="paper")).history  # pooled

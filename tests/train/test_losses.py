@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pedclip.train.losses import clip_loss, contrastive_logits, label_similarity, semantic_loss
+from pedclip.train.losses import clip_loss, contrastive_logits, label_similarity, semantic_loss, supcon_loss
 
 
 def naive_ce(logits: np.ndarray, target: np.ndarray) -> float:
@@ -53,25 +53,62 @@ def test_clip_loss_matches_open_clip(batch):
     assert float(ours) == pytest.approx(float(theirs), rel=1e-5)
 
 
-def test_semantic_loss_is_label_similarity_soft_cross_entropy_minus_entropy(batch):
+def medclip_soft_clip_loss(
+    logits_per_img: np.ndarray, img_labels: np.ndarray, text_labels: np.ndarray
+) -> float:
+    """A hand-written copy of MedCLIP's `ImageTextContrastiveLoss` with labels (mc:losses.py):
+    label_sim = img_labels @ text_labels.T; _soft_clip_loss = mean of _soft_xent_loss both ways, where
+    _soft_xent_loss(input, target) = -(target * log_softmax(input, 1)).sum() / input.shape[0]."""
+
+    def softmax(x):
+        e = np.exp(x - x.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    def soft_xent(inp, target):
+        logprobs = np.log(softmax(inp))
+        return -(target * logprobs).sum() / inp.shape[0]
+
+    label_sim = img_labels @ text_labels.T
+    image_loss = soft_xent(logits_per_img, softmax(label_sim))
+    caption_loss = soft_xent(logits_per_img.T, softmax(label_sim.T))
+    return (image_loss + caption_loss) / 2
+
+
+def test_semantic_loss_is_medclips_formula(batch):
     logits, labels = batch
-    same = (labels[:, None] == labels[None, :]).astype(float)  # onehot @ onehot.T
-    image_t = same / same.sum(1, keepdims=True)
-    text_t = same.T / same.T.sum(1, keepdims=True)
-    expected = 0.5 * (naive_ce(logits, image_t) - naive_entropy(image_t)
-                      + naive_ce(logits.T, text_t) - naive_entropy(text_t))  # fmt: skip
+    onehot = np.eye(2)[labels]  # MedCLIP's label vectors, here the two classes one-hot
+    expected = medclip_soft_clip_loss(logits, onehot, onehot)
     got = semantic_loss(torch.tensor(logits), torch.tensor(labels), torch.tensor(labels))
     assert float(got) == pytest.approx(expected, rel=1e-9)
 
 
-def test_semantic_softmax_targets_are_medclips_literal_formula(batch):
+def test_semantic_targets_put_e_over_e_plus_1_on_the_same_class():
+    """Read the targets back from the gradient at zero logits, (softmax - targets) / B: in a balanced
+    batch each row keeps e/(e+1) of its mass on the same class, and logits = label similarity (a gap of
+    1/tau) is the loss's optimum."""
+    labels = torch.tensor([0, 1] * 4)
+    same = labels[:, None] == labels[None, :]
+    logits = torch.zeros(8, 8, dtype=torch.float64, requires_grad=True)
+    semantic_loss(logits, labels, labels).backward()
+    targets = 1.0 / 8 - 8 * logits.grad
+    assert float(targets[same].reshape(8, 4).sum(1).min()) == pytest.approx(math.e / (math.e + 1), rel=1e-9)
+    optimum = same.to(torch.float64).requires_grad_(True)
+    semantic_loss(optimum, labels, labels).backward()
+    assert float(optimum.grad.abs().max()) < 1e-12
+
+
+def test_supcon_loss_is_uniform_same_label_soft_cross_entropy_minus_entropy(batch):
     logits, labels = batch
-    sim = (labels[:, None] == labels[None, :]).astype(float)
-    image_t = np.exp(sim) / np.exp(sim).sum(1, keepdims=True)  # mc:losses.py softmax(label_sim, dim=1)
-    text_t = np.exp(sim.T) / np.exp(sim.T).sum(1, keepdims=True)
-    expected = 0.5 * (naive_ce(logits, image_t) - naive_entropy(image_t)
-                      + naive_ce(logits.T, text_t) - naive_entropy(text_t))  # fmt: skip
-    got = semantic_loss(torch.tensor(logits), torch.tensor(labels), torch.tensor(labels), targets="softmax")
+    same = (labels[:, None] == labels[None, :]).astype(float)  # onehot @ onehot.T
+    image_t = same / same.sum(1, keepdims=True)
+    text_t = same.T / same.T.sum(1, keepdims=True)
+    expected = 0.5 * (
+        naive_ce(logits, image_t)
+        - naive_entropy(image_t)
+        + naive_ce(logits.T, text_t)
+        - naive_entropy(text_t)
+    )
+    got = supcon_loss(torch.tensor(logits), torch.tensor(labels), torch.tensor(labels))
     assert float(got) == pytest.approx(expected, rel=1e-9)
 
 
@@ -85,17 +122,18 @@ def perfect_class_features(labels: np.ndarray, dim: int = 4) -> torch.Tensor:
     return torch.eye(dim)[torch.tensor(labels)]
 
 
-def test_repeated_labels_clip_loss_has_a_floor_semantic_reaches_zero():
+def test_repeated_labels_clip_loss_has_a_floor_supcon_reaches_zero():
     labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])  # 4 items per class
     features = perfect_class_features(labels)
     logits = contrastive_logits(features, features, torch.tensor(math.log(100.0)))
     hard = float(clip_loss(logits))
-    soft = float(semantic_loss(logits, torch.tensor(labels), torch.tensor(labels)))
+    soft = float(supcon_loss(logits, torch.tensor(labels), torch.tensor(labels)))
     assert hard == pytest.approx(math.log(4), abs=1e-3)  # same-class captions count as negatives
     assert soft == pytest.approx(0.0, abs=1e-3)
 
 
-def test_semantic_pulls_same_label_pairs_together_clip_pushes_them_apart():
+@pytest.mark.parametrize("soft_loss", [semantic_loss, supcon_loss])
+def test_soft_losses_pull_same_label_pairs_together_clip_pushes_them_apart(soft_loss):
     rng = np.random.default_rng(3)
     labels = torch.tensor([0, 0, 1, 1])
     logits = torch.tensor(rng.normal(size=(4, 4)), requires_grad=True)
@@ -103,7 +141,7 @@ def test_semantic_pulls_same_label_pairs_together_clip_pushes_them_apart():
     clip_loss(logits).backward()
     clip_grad = logits.grad[off_diagonal_same].clone()
     logits.grad = None
-    semantic_loss(logits, labels, labels).backward()
+    soft_loss(logits, labels, labels).backward()
     semantic_grad = logits.grad[off_diagonal_same]
     assert (clip_grad > 0).all()  # descending the loss lowers these logits: a false negative
     assert (semantic_grad < 0).all()  # descending raises them: a positive

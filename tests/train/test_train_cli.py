@@ -117,4 +117,5 @@ def test_finetune_and_transfer_accept_the_same_training_options():
     assert {"--micro-batch", "--grad-clip", "--precision", "--reembed", "--workers", "--lr"} <= shared
     # --nproc is finetune's own: transfer's runs stay single-process (README, Scaling out)
     assert flags("finetune") - shared == {"--dataset", "-d", "--nproc"}
-    assert flags("transfer") - shared == {"--from", "--to", "--both", "--retrain"}
+    # --threshold-from is transfer's own: whose validation split gives the target's threshold
+    assert flags("transfer") - shared == {"--from", "--to", "--both", "--retrain", "--threshold-from"}

@@ -10,7 +10,7 @@ from pedclip.eval import figures
 from pedclip.eval.bootstrap import BootstrapConfig
 from pedclip.eval.curves import decisions
 from pedclip.eval.record import RunRecord
-from pedclip.eval.slices import metrics_by
+from pedclip.eval.slices import metrics_by, pathogen_auroc
 
 RATES = (
     ("Sensitivity", "sensitivity"),
@@ -68,6 +68,10 @@ def slices(runs: list[figures.ScoredRun], threshold: float | None) -> None:
         for name in ("auroc", "sensitivity", "specificity", "accuracy"):  # "n/a" where a slice lacks a class
             table[name] = table[name].map(analysis.format_rate)
         st.dataframe(table, hide_index=True)
+        contrasts = pathogen_auroc(frame, BootstrapConfig(n_resamples=200))
+        if not contrasts.empty:
+            st.caption("Per pathogen: each pathogen's pneumonia films against the site's normal films")
+            st.dataframe(contrasts, hide_index=True)
 
 
 def render() -> None:

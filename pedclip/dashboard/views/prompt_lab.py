@@ -40,15 +40,18 @@ def pick_baseline(dataset: str, split: str, fingerprint: str) -> str | None:
     runs = runs[(runs["eval_dataset"] == dataset)].reset_index(drop=True)
     same = runs[(runs["fingerprint"] == fingerprint) & (runs["split"] == split)]
     options = ["(none)", *runs["run_id"].tolist()]
-    start = ui.kept("pl_baseline", options, labels.default_run(same if len(same) else runs) or "(none)")
+    # by default only a run of the same split (one of another split shares no cases); a choice is kept per
+    # split, so moving to another split opens on that split's own default
+    key = f"pl_baseline_{split}"
+    start = ui.kept(key, options, (labels.default_run(same) if len(same) else None) or "(none)")
     chosen = st.selectbox(
         "Compare flips against",
         options,
         index=options.index(start),
-        key="pl_baseline",
+        key=key,
         format_func=lambda r: r if r == "(none)" else ui.run_label(runs)(r),
     )
-    ui.keep("pl_baseline", chosen)
+    ui.keep(key, chosen)
     return None if chosen == "(none)" else chosen
 
 
@@ -106,9 +109,11 @@ def render() -> None:
     left, right = st.columns(2)
     set_name = left.selectbox("Start from prompt set", list(sets), key="pl_set")
     splits = sorted(ui.dataset_cases(dataset)["split"].dropna().unique()) or ["test"]
-    split = right.selectbox(
-        "Split", splits, index=splits.index("test") if "test" in splits else 0, key="pl_split"
+    split = right.selectbox(  # validation by default: tuning prompts on test is peeking
+        "Split", splits, index=splits.index("val") if "val" in splits else 0, key="pl_split"
     )
+    if split == "test":
+        st.warning("Scoring on test: prompts developed here are recorded as “prompts tuned on test”.")
     baseline = pick_baseline(dataset, split, model["fingerprint"])
     prompts, submitted = prompt_editor(sets[set_name], key=set_name)
     if any(not texts for texts in prompts.values()):
@@ -124,6 +129,14 @@ def render() -> None:
         f"{len(result.predictions)} cached images of {dataset}/{split} rescored with "
         f"{sum(len(v) for v in prompts.values())} prompts"
     )
+    leak = result.run["config"].get("leakage_allowed")
+    if leak:
+        st.warning(
+            f"{dataset}'s splits leak: {leak['shared_patients']} shared patient(s), "
+            f"{leak['cross_split_duplicates']} identical image(s); re-split it with `pedclip data split`."
+        )
+    if result.run["config"].get("prompts_tuned_on_test"):
+        st.caption("These prompts were developed on test: their test runs say “prompts tuned on test”.")
     show_result(result, baseline)
     save_form(result, encoder)
 
