@@ -210,6 +210,15 @@ def cases_frame(
         return con.execute(query + " ORDER BY case_id", params).df()
 
 
+def split_membership(store: Store, dataset: str) -> pd.DataFrame:
+    """patient_id, image_sha256 and split of every case: what a leakage check reads (not whole rows: a
+    `sound` rescore runs that check on every call)."""
+    with store.read() as con:
+        return con.execute(
+            "SELECT patient_id, image_sha256, split FROM cases WHERE dataset = ?", [dataset]
+        ).df()
+
+
 def cases_by_id(store: Store, dataset: str, case_ids: Sequence[str]) -> pd.DataFrame:
     """These cases of `dataset` (every column, attributes still JSON text), ordered by case_id."""
     with store.read() as con:
