@@ -25,6 +25,7 @@ BENCHES = [
     ("bench_knn.py", []),
     ("bench_eval.py", []),
     ("bench_train.py", ["--skip-epoch"]),
+    ("bench_overheads.py", []),
     ("bench_scale.py", []),
     ("bench_dashboard.py", []),
 ]

@@ -19,6 +19,7 @@ import torch
 from pedclip.config import Paths
 from pedclip.errors import PedclipError
 from pedclip.store import Store
+from pedclip.store.db import released
 from pedclip.train.config import FinetuneConfig
 from pedclip.train.distributed import DataParallel, Rank
 from pedclip.train.finetune import FinetuneResult, finetune
@@ -88,10 +89,17 @@ def launch(
 ) -> FinetuneResult:
     """Run `finetune` on `nproc` spawned ranks of this machine and return rank 0's result. Ctrl-C reaches the
     ranks (they stop after the current step and save, as a single process does); this process waits."""
-    import torch.multiprocessing as mp
-
     if nproc < 2:
         raise PedclipError(f"--nproc must be 2 or more to start several processes; got {nproc}")
+    with released(Paths.at(home).db):  # rank 0 opens the store: not while this process holds it
+        return _run_spawned(home, config, nproc, progress)
+
+
+def _run_spawned(
+    home: str | None, config: FinetuneConfig, nproc: int, progress: Progress | None
+) -> FinetuneResult:
+    import torch.multiprocessing as mp
+
     queue = mp.get_context("spawn").SimpleQueue()
     context = mp.start_processes(
         _spawned_rank,

@@ -200,3 +200,50 @@ def test_migration_2_gives_old_top1_rows_p_positive_back(home) -> None:
     assert [r[1] for r in paper] == pytest.approx(p_positive)
     assert [r[2] for r in paper] == pytest.approx([max(p, 1 - p) for p in p_positive])
     assert [r[1] for r in sound] == pytest.approx(p_positive) and all(r[2] is None for r in sound)
+
+
+def _other_process_reads(store: Store, wait_s: float) -> subprocess.CompletedProcess:
+    """Another process counting the datasets, giving up on the file lock after `wait_s`."""
+    code = textwrap.dedent(
+        f"""
+        from pedclip.config import Paths
+        from pedclip.store import Store
+        store = Store(Paths.at({str(store.paths.home)!r}), lock_wait_s={wait_s})
+        with store.read() as con:
+            print(con.execute("SELECT count(*) FROM datasets").fetchone()[0])
+        """
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_holding_the_store_opens_the_file_once_for_every_read_and_write(store: Store, monkeypatch) -> None:
+    opened = []
+    real_connect = duckdb.connect
+    monkeypatch.setattr(duckdb, "connect", lambda *a, **k: opened.append(a) or real_connect(*a, **k))
+    with store.hold():
+        for i in range(5):
+            upsert_dataset(store, f"d{i}", "csv", "/x", ["normal", "pneumonia"])
+            assert get_dataset(store, f"d{i}")["name"] == f"d{i}"
+        with pytest.raises(duckdb.Error), store.write() as con:  # a failed write still rolls back
+            con.execute("DELETE FROM datasets")
+            con.execute("SELECT * FROM no_such_table")
+        with Store(store.paths).hold():  # another Store of the same file, nested: the same connection
+            assert len(cases_frame(store, "d0")) == 0
+    assert len(opened) == 1
+    with store.read() as con:  # committed, and the file is free again: a new connection
+        assert con.execute("SELECT count(*) FROM datasets").fetchone()[0] == 5
+    assert len(opened) == 2
+
+
+def test_a_held_store_is_closed_to_other_processes_until_released(store: Store) -> None:
+    from pedclip.store.db import released
+
+    upsert_dataset(store, "d", "csv", "/x", ["normal", "pneumonia"])
+    with store.hold():
+        locked_out = _other_process_reads(store, wait_s=0.5)
+        with released(store.paths.db):
+            let_in = _other_process_reads(store, wait_s=0.5)
+        upsert_dataset(store, "e", "csv", "/x", ["normal", "pneumonia"])  # held again after the release
+    assert locked_out.returncode != 0 and "lock" in locked_out.stderr.lower()
+    assert let_in.returncode == 0 and let_in.stdout.strip() == "1"
+    assert _other_process_reads(store, wait_s=0.5).stdout.strip() == "2"

@@ -153,3 +153,32 @@ def test_sound_finetune_refuses_a_dataset_whose_splits_leak(store, tmp_path):
     ):
         finetune(store, config(dataset="leaky", epochs=1, embed=False))
     assert finetune(store, config(dataset="leaky", epochs=1, embed=False, protocol="paper")).history  # pooled
+
+
+def test_a_cnn_tower_trains_channels_last_and_ends_in_the_standard_layout(tiny_medclip_resnet) -> None:
+    from pedclip.train.finetune import channels_last_cnn
+
+    encoder = load_encoder("medclip:resnet", weights=tiny_medclip_resnet.folder)
+    spatial = [m.weight for m in encoder.image_tower.modules() if isinstance(m, torch.nn.Conv2d)]
+    spatial = [w for w in spatial if w.shape[-1] > 1]  # a 1x1 kernel is in both layouts at once
+    size = encoder.preprocess_config.size
+    pixels = torch.from_numpy(np.random.default_rng(0).normal(size=(2, 1, size, size)).astype(np.float32))
+    before = encoder.encode_images(pixels)
+    with channels_last_cnn(encoder, "cpu"):
+        assert spatial and all(w.is_contiguous(memory_format=torch.channels_last) for w in spatial)
+        assert not any(w.is_contiguous() for w in spatial)
+        inside = encoder.encode_images(pixels)
+    kept = [m.weight for m in encoder.image_tower.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(
+        w is k for w, k in zip(spatial, [k for k in kept if k.shape[-1] > 1], strict=True)
+    )  # optimizer's
+    assert all(p.is_contiguous() for p in encoder.image_tower.parameters())  # safetensors needs this
+    np.testing.assert_allclose(inside, before, atol=1e-5)
+    np.testing.assert_array_equal(encoder.encode_images(pixels), before)
+
+
+def test_a_vit_tower_keeps_its_layout(tiny) -> None:
+    from pedclip.train.finetune import channels_last_cnn
+
+    with channels_last_cnn(tiny, "cpu"):
+        assert all(p.is_contiguous() for p in tiny.image_tower.parameters())

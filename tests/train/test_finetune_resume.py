@@ -92,3 +92,43 @@ def test_a_run_stopped_by_patience_resumes_straight_to_saving(store, site) -> No
     result = finetune(store, slow, progress=seen.append)
     assert result.stopped == "patience" and len(result.history) == 2
     assert not [e for e in seen if e["event"] == "step"]
+
+
+def _trained_adam() -> tuple[torch.nn.Parameter, torch.optim.Optimizer]:
+    weight = torch.nn.Parameter(torch.ones(4, 4))
+    optimizer = torch.optim.Adam([weight], lr=0.1)
+    weight.grad = torch.full_like(weight, 0.5)
+    optimizer.step()
+    return weight, optimizer
+
+
+def test_the_state_is_written_as_it_was_when_saved_while_training_goes_on(tmp_path) -> None:
+    """The write runs in the background: the optimizer's next steps must not reach the saved moments."""
+    from pedclip.train.loop import LoopResult
+    from pedclip.train.resume import TrainingState
+
+    weight, optimizer = _trained_adam()
+    saved_weight, saved_moment = weight.detach().clone(), optimizer.state[weight]["exp_avg"].clone()
+    state = TrainingState(tmp_path / "run", key="k")
+    state.save(1, [weight], [], {"optimizer": optimizer}, LoopResult(best={"epoch": 1}), None)
+    for _ in range(3):  # the next epoch, in place
+        optimizer.step()
+        with torch.no_grad():
+            weight.add_(1.0)
+    state.wait()
+    document = torch.load(state.path, weights_only=True)
+    assert torch.equal(document["tensors"][0], saved_weight) and not torch.equal(weight, saved_weight)
+    assert torch.equal(document["stateful"]["optimizer"]["state"][0]["exp_avg"], saved_moment)
+
+
+def test_a_failed_background_write_surfaces_at_the_next_wait(tmp_path) -> None:
+    from pedclip.train.loop import LoopResult
+    from pedclip.train.resume import TrainingState
+
+    weight, optimizer = _trained_adam()
+    (tmp_path / "file").write_text("not a folder")
+    state = TrainingState(tmp_path / "file" / "run", key="k")
+    state.save(1, [weight], [], {"optimizer": optimizer}, LoopResult(best={"epoch": 1}), None)
+    with pytest.raises(OSError):
+        state.wait()
+    state.wait()  # reported once

@@ -184,3 +184,29 @@ def test_fp16_master_weights_round_away_tiny_updates(train_split, precision):
         assert all(torch.equal(p, p.half().float()) for p in half)  # fp16 values throughout
     else:
         assert moved[large].float().mean() > 0.9  # fp32 masters keep them
+
+
+@pytest.mark.parametrize("kind", ["adam", "adamw"])
+def test_the_optimizer_is_fused_and_steps_as_torchs_per_tensor_reference(kind: str) -> None:
+    from pedclip.train.config import FinetuneConfig
+    from pedclip.train.finetune import make_optimizer
+
+    generator = torch.Generator().manual_seed(0)
+    ours = [torch.nn.Parameter(torch.randn(shape, generator=generator)) for shape in [(64, 32), (32,)]]
+    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    start = [p.detach().clone() for p in ours]
+    config = FinetuneConfig(model="m", dataset="d", lr=1e-3, weight_decay=0.1, optimizer=kind)
+    optimizer = make_optimizer(config, ours)
+    reference = (torch.optim.Adam if kind == "adam" else torch.optim.AdamW)(
+        theirs, lr=1e-3, weight_decay=0.1, foreach=False
+    )
+    assert optimizer.defaults["fused"] and type(optimizer) is type(reference)
+    for _ in range(20):
+        for a, b in zip(ours, theirs, strict=True):
+            a.grad = torch.randn(a.shape, generator=generator)
+            b.grad = a.grad.clone()
+        optimizer.step()
+        reference.step()
+    for a, b, before in zip(ours, theirs, start, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+        assert (a - before).abs().mean() > 1e-3  # 20 steps of ~lr each: the weights moved
