@@ -102,6 +102,19 @@ def _run_finetune(ctx: typer.Context, config, nproc: int, progress):
     return finetune(state(ctx).store(create=False), config, progress=progress)
 
 
+def _trainer(nproc: int, tune: bool, lrs: str | None, wds: str | None):
+    """What trains one run: `finetune` in this process (or the tuning grid), or `nproc` spawned ranks."""
+    if nproc < 1:
+        raise PedclipError(f"--nproc must be at least 1; got {nproc}")
+    if nproc == 1:
+        return make_trainer(tune, lrs, wds)
+    if tune:
+        raise PedclipError("--tune runs its grid in one process; drop --nproc or --tune")
+    from pedclip.train.launch import spawned_trainer
+
+    return spawned_trainer(nproc)
+
+
 def _config(**fields):
     from pedclip.train.config import FinetuneConfig
 
@@ -129,15 +142,18 @@ def finetune_command(
 
     config = _config(model=model, dataset=dataset, trust_torchscript=state(ctx).trust_torchscript, **training)
     chosen, progress = parse_seeds(seeds), _epoch_printer(not as_json)
-    if nproc != 1 or Rank.from_env() is not None:
-        if chosen is not None or tune:
-            raise PedclipError("--seeds and --tune run in one process; drop them with --nproc or torchrun")
+    torchrun = Rank.from_env() is not None
+    if torchrun and (chosen is not None or tune):
+        raise PedclipError(
+            "under torchrun each launch is one run: drop --seeds and --tune, and launch once per seed"
+        )
+    if torchrun or (nproc != 1 and chosen is None and not tune):
         result = _run_finetune(ctx, config, nproc, progress)
         if result is None:  # a torchrun rank other than 0: rank 0 reports
             return
         results = [result]
-    else:
-        store, trainer = state(ctx).store(create=False), make_trainer(tune, tune_lr, tune_wd)
+    else:  # one process, or --seeds on --nproc ranks: one launch per seed
+        store, trainer = state(ctx).store(create=False), _trainer(nproc, tune, tune_lr, tune_wd)
         if chosen is None:
             results = [trainer(store, config, progress=progress)]
         else:
@@ -188,11 +204,19 @@ def transfer_command(
     tune: Tune = False,
     tune_lr: TuneLr = None,
     tune_wd: TuneWd = None,
+    nproc: Annotated[int, typer.Option("--nproc", help=NPROC_HELP)] = 1,
     as_json: AsJson = False,
 ) -> None:
     """Fine-tune on --from, evaluate zero-shot on --to with the fine-tuning prompts (Table 4)."""
+    from pedclip.train.distributed import Rank
     from pedclip.train.seeds import transfer_seeds
     from pedclip.train.transfer import transfer
+
+    if Rank.from_env() is not None:
+        raise PedclipError(
+            "transfer starts its own ranks (--nproc N); across nodes, fine-tune under torchrun with "
+            "`pedclip finetune`, then run `pedclip transfer` in one process: it reuses that run"
+        )
 
     config = _config(
         model=model,
@@ -202,7 +226,7 @@ def transfer_command(
         **training,
     )
     store, chosen, progress = state(ctx).store(create=False), parse_seeds(seeds), _epoch_printer(not as_json)
-    trainer = make_trainer(tune, tune_lr, tune_wd)
+    trainer = _trainer(nproc, tune, tune_lr, tune_wd)
     reuse = not retrain and not tune  # a tuned run is chosen on its grid, never an earlier run at --lr
     if chosen is None:
         result = transfer(

@@ -115,6 +115,28 @@ def gather_labels(local: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
     return torch.cat([part[:n] for part, n in zip(parts, sizes, strict=True)])
 
 
+def global_batchnorm(
+    towers: torch.nn.Module, device: torch.device, world_size: int, spec: str, say: bool = True
+) -> torch.nn.Module:
+    """BatchNorm over the global batch, as one process computes it: SyncBatchNorm on GPUs (the layers are
+    replaced inside the towers, so the encoder trains and saves them; same weights and buffers). torch has
+    no SyncBatchNorm for CPU tensors: CPU ranks normalise their own shard, which it says, since N ranks then
+    do not train exactly as one process does (MedCLIP's ResNet; ViTs and Swin have no BatchNorm)."""
+    norms = [m for m in towers.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms or world_size < 2:
+        return towers
+    if device.type == "cuda":
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(towers)
+    if say:  # rank 0 only: every rank would say the same
+        warnings.warn(
+            f"{spec} has {len(norms)} BatchNorm layers and torch syncs them on GPUs only: each of the "
+            f"{world_size} CPU ranks normalises its own share of the batch, so the run is close to, not "
+            "equal to, one process's; use --nproc 1 for the exact single-process result",
+            stacklevel=3,
+        )
+    return towers
+
+
 class DataParallel:
     """The replica of rank `rank.rank`: DDP over both towers, its shard of each global batch, global-batch loss."""
 
@@ -129,9 +151,10 @@ class DataParallel:
 
         device = torch.device(encoder.device)
         ids = [device.index or 0] if device.type == "cuda" else None
+        towers = global_batchnorm(TowerPair(encoder), device, self.world_size, encoder.spec, self.writes)
         # static_graph: every step runs the same forward, and DDP then learns once which parameters the
         # forward skips (BERT's pooler in MedCLIP) instead of searching the graph at every step.
-        self.model = DistributedDataParallel(TowerPair(encoder), device_ids=ids, static_graph=True)
+        self.model = DistributedDataParallel(towers, device_ids=ids, static_graph=True)
         return self
 
     def shard(self, index: np.ndarray) -> tuple[np.ndarray, list[int]]:

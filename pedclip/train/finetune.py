@@ -187,8 +187,9 @@ def train_encoder(
     fp16_masters = study_fp16_parameters(encoder) if config.precision == "fp16-master" else []
     round_to_fp16(fp16_masters)  # the study trained from `clip.load`'s fp16 weights
     devices = [torch.device(config.device).index or 0] if torch.device(config.device).type == "cuda" else []
-    replica.attach(encoder)
-    with torch.random.fork_rng(devices=devices), channels_last_cnn(encoder, config.device):
+    # the layout first: DDP's gradient buckets take the parameters' strides when it wraps them
+    with channels_last_cnn(encoder, config.device), torch.random.fork_rng(devices=devices):
+        replica.attach(encoder)
         torch.manual_seed(config.seed + replica.rank)
         optimizer = make_optimizer(config, [p for _, p in params], fp16_masters)
         result = run_loop(

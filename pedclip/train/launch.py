@@ -49,6 +49,7 @@ def finetune_as_rank(
     rank: Rank,
     progress: Progress | None = None,
     ranks_here: int = 1,
+    tags: dict | None = None,
 ) -> FinetuneResult | None:
     """Join the process group (address from the environment) and run this rank's part; rank 0's result."""
     import torch.distributed as dist
@@ -59,7 +60,8 @@ def finetune_as_rank(
     store = Store.open(home, create=False) if rank.rank == 0 else Store(Paths.at(home))
     dist.init_process_group(backend, rank=rank.rank, world_size=rank.world_size, timeout=COLLECTIVE_TIMEOUT)
     try:
-        return finetune(store, config, progress if rank.rank == 0 else None, replica=DataParallel(rank))
+        progress = progress if rank.rank == 0 else None
+        return finetune(store, config, progress, tags=tags, replica=DataParallel(rank))
     finally:
         dist.destroy_process_group()
 
@@ -70,13 +72,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _spawned_rank(index: int, nproc: int, port: int, home: str | None, config: FinetuneConfig, queue) -> None:
+def _spawned_rank(
+    index: int, nproc: int, port: int, home: str | None, config: FinetuneConfig, tags: dict | None, queue
+) -> None:
     """Body of one spawned rank: rank 0 relays progress, its result and any user error through `queue`."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     rank = Rank(index, nproc, index)
     progress = (lambda event: queue.put(("progress", event))) if index == 0 else None
     try:
-        result = finetune_as_rank(home, config, rank, progress, ranks_here=nproc)
+        result = finetune_as_rank(home, config, rank, progress, ranks_here=nproc, tags=tags)
     except PedclipError as exc:
         queue.put(("error", f"rank {index}: {exc}"))
         raise SystemExit(1) from exc
@@ -85,25 +89,40 @@ def _spawned_rank(index: int, nproc: int, port: int, home: str | None, config: F
 
 
 def launch(
-    home: str | None, config: FinetuneConfig, nproc: int, progress: Progress | None = None
+    home: str | None,
+    config: FinetuneConfig,
+    nproc: int,
+    progress: Progress | None = None,
+    tags: dict | None = None,
 ) -> FinetuneResult:
     """Run `finetune` on `nproc` spawned ranks of this machine and return rank 0's result. Ctrl-C reaches the
     ranks (they stop after the current step and save, as a single process does); this process waits."""
     if nproc < 2:
         raise PedclipError(f"--nproc must be 2 or more to start several processes; got {nproc}")
     with released(Paths.at(home).db):  # rank 0 opens the store: not while this process holds it
-        return _run_spawned(home, config, nproc, progress)
+        return _run_spawned(home, config, nproc, progress, tags)
+
+
+def spawned_trainer(nproc: int):
+    """`finetune`'s stand-in that trains on `nproc` spawned ranks, for `transfer` and `--seeds` (a Trainer)."""
+
+    def train(
+        store: Store, config: FinetuneConfig, progress: Progress | None = None, tags: dict | None = None
+    ):
+        return launch(str(store.paths.home), config, nproc, progress, tags)
+
+    return train
 
 
 def _run_spawned(
-    home: str | None, config: FinetuneConfig, nproc: int, progress: Progress | None
+    home: str | None, config: FinetuneConfig, nproc: int, progress: Progress | None, tags: dict | None
 ) -> FinetuneResult:
     import torch.multiprocessing as mp
 
     queue = mp.get_context("spawn").SimpleQueue()
     context = mp.start_processes(
         _spawned_rank,
-        args=(nproc, free_port(), home, config, queue),
+        args=(nproc, free_port(), home, config, tags, queue),
         nprocs=nproc,
         join=False,
         start_method="spawn",

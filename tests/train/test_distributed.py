@@ -117,3 +117,80 @@ def test_finetune_on_two_ranks_ends_with_the_single_process_checkpoint(capsys, s
     children = models_frame(store)
     assert (children["spec"] == double["spec"]).sum() == 1
     assert double["embedded"]["site-a"]["embedded"] == 32  # re-embedded once, by rank 0
+
+
+@pytest.mark.slow
+def test_transfer_with_seeds_on_two_ranks_links_the_runs_and_registers_one_child_each(
+    capsys, store, home, site, tmp_path
+):
+    from tests.train.conftest import add_dataset
+
+    add_dataset(store, tmp_path / "site-b", "site-b", seed=2)
+    args = ["--home", str(home), "transfer", "--model", "openclip:pedclip-tiny", "--from", site, "--to", "site-b",
+            "--epochs", "1", "--batch-size", "6", "--precision", "fp32", "--workers", "0", "--json",
+            "--seeds", "0,1", "--nproc", "2"]  # fmt: skip
+    capsys.readouterr()
+    code = main(args)
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    runs = json.loads(out.out)["runs"]
+    with store.read() as con:
+        rows = con.execute(
+            "SELECT run_id, kind, config FROM runs WHERE kind IN ('finetune', 'transfer') ORDER BY created"
+        ).fetchall()
+    configs = {run_id: (kind, json.loads(config)) for run_id, kind, config in rows}
+    finetunes = [c for kind, c in configs.values() if kind == "finetune"]
+    assert [r["seed"] for r in runs] == [0, 1] and len(finetunes) == 2
+    assert len({c["group"]["id"] for _, c in configs.values()}) == 1  # the seed group reached rank 0's runs
+    children = models_frame(store)["spec"].tolist()
+    assert all(sum(s == f"local:{home}/checkpoints/{r['finetune_run']}" for s in children) == 1 for r in runs)
+
+
+def test_nproc_refusals_are_one_line(capsys, home, store, site, monkeypatch):
+    tune = ["--home", str(home), "finetune", "--model", "openclip:pedclip-tiny", "--dataset", site, "--tune",
+            "--nproc", "2"]  # fmt: skip
+    assert main(tune) == 1
+    assert "--tune runs its grid in one process" in capsys.readouterr().err
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    transfer = [
+        "--home",
+        str(home),
+        "transfer",
+        "--model",
+        "openclip:pedclip-tiny",
+        "--from",
+        site,
+        "--to",
+        site,
+    ]
+    assert main(transfer) == 1
+    err = capsys.readouterr().err
+    assert "transfer starts its own ranks" in err and len(err.strip().splitlines()) == 1
+
+
+def _resnet_towers():
+    from torchvision.models.resnet import resnet18
+
+    return torch.nn.ModuleList([resnet18(num_classes=4)])
+
+
+def test_batchnorm_is_synced_on_gpus_and_said_to_be_per_rank_on_cpus():
+    from pedclip.train.distributed import global_batchnorm
+
+    towers = _resnet_towers()
+    keys = set(towers.state_dict())
+    synced = global_batchnorm(towers, torch.device("cuda", 0), 2, "m")  # converting needs no GPU
+    kinds = {type(m) for m in synced.modules()}
+    assert torch.nn.SyncBatchNorm in kinds and torch.nn.BatchNorm2d not in kinds
+    assert set(synced.state_dict()) == keys  # same checkpoint names
+
+    with pytest.warns(UserWarning, match="each of the 2 CPU ranks normalises its own share"):
+        kept = global_batchnorm(_resnet_towers(), torch.device("cpu"), 2, "m")
+    assert torch.nn.SyncBatchNorm not in {type(m) for m in kept.modules()}
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        global_batchnorm(_resnet_towers(), torch.device("cpu"), 1, "m")  # one process: nothing to say
+        global_batchnorm(torch.nn.ModuleList([torch.nn.Linear(2, 2)]), torch.device("cpu"), 2, "m")

@@ -114,8 +114,15 @@ def test_finetune_and_transfer_accept_the_same_training_options():
         return {opt for p in commands[name].params if p.param_type_name == "option" for opt in p.opts}
 
     shared = flags("finetune") & flags("transfer")
-    assert {"--micro-batch", "--grad-clip", "--precision", "--reembed", "--workers", "--lr"} <= shared
-    # --nproc is finetune's own: transfer's runs stay single-process (README, Scaling out)
-    assert flags("finetune") - shared == {"--dataset", "-d", "--nproc"}
+    assert {
+        "--micro-batch",
+        "--grad-clip",
+        "--precision",
+        "--reembed",
+        "--workers",
+        "--lr",
+        "--nproc",
+    } <= shared
+    assert flags("finetune") - shared == {"--dataset", "-d"}
     # --threshold-from is transfer's own: whose validation split gives the target's threshold
     assert flags("transfer") - shared == {"--from", "--to", "--both", "--retrain", "--threshold-from"}
