@@ -69,6 +69,10 @@ class Paths:
     def thumbnails(self) -> Path:  # dashboard thumbnails, made on demand
         return self.home / "thumbnails"
 
+    @property
+    def prompts(self) -> Path:  # prompt sets saved from the prompt lab: prompts/<name>.toml
+        return self.home / "prompts"
+
     def ensure(self) -> Paths:
         self.home.mkdir(parents=True, exist_ok=True)
         return self

@@ -31,8 +31,11 @@ def register(app: typer.Typer) -> None:
         """Open the dashboard (runs, metrics, errors, neighbors, prompt lab, embedding map, data)."""
         from pedclip.dashboard.door import door_token
         from pedclip.dashboard.launch import launch
+        from pedclip.store import Store
 
         paths = Paths.at(home or state(ctx).home)
+        if paths.db.exists():  # the pages never migrate: an older store is brought up to date here, once
+            Store.open(paths.home, create=False)
         needed = door_token(host, token)
         url = f"http://{host}:{port}/" + (f"?token={needed}" if needed else "")
         mode = ", read-only" if read_only else ""

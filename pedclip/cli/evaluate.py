@@ -122,7 +122,7 @@ def zeroshot(
     from pedclip.eval.zeroshot import ZeroShotConfig, zeroshot_eval
 
     store = state(ctx).store(create=False)
-    pset = resolve_prompt_set(prompts or get_protocol(protocol).default_prompts, prompt)
+    pset = resolve_prompt_set(prompts or get_protocol(protocol).default_prompts, prompt, state(ctx).home)
     encoder = _encoder(ctx, model, weights, device, runtime)
     config = ZeroShotConfig(
         protocol=protocol,
@@ -167,7 +167,7 @@ def rescore(
             "give prompts with --prompt 'normal=...' --prompt 'pneumonia=...' or --prompts SET"
         )
     store = state(ctx).store(create=False)
-    pset = resolve_prompt_set(prompts, prompt)
+    pset = resolve_prompt_set(prompts, prompt, state(ctx).home)
     encoder = _prompt_encoder(ctx, store, model, weights, runtime, pset.texts)
     out = run_rescore(
         store,
@@ -279,8 +279,8 @@ def knn(
 
 
 @prompts_app.command("list")
-def prompts_list(as_json: AsJson = False) -> None:
-    """The shipped prompt sets."""
+def prompts_list(ctx: typer.Context, as_json: AsJson = False) -> None:
+    """The shipped prompt sets and those saved from the prompt lab under this home."""
     from pedclip.eval.prompts import list_prompt_sets
 
     rows = [
@@ -290,20 +290,21 @@ def prompts_list(as_json: AsJson = False) -> None:
             "classes": ", ".join(f"{k} ({len(v)})" for k, v in p.classes.items()),
             "description": p.description,
         }
-        for p in list_prompt_sets()
+        for p in list_prompt_sets(state(ctx).home, saved=True)
     ]
     emit_json(rows) if as_json else print_table(rows, title="prompt sets")
 
 
 @prompts_app.command("show")
 def prompts_show(
+    ctx: typer.Context,
     name: str = typer.Argument(..., help=PROMPTS_HELP),
     as_json: AsJson = False,
 ) -> None:
     """Every prompt of a set, by class."""
     from pedclip.eval.prompts import load_prompt_set
 
-    pset = load_prompt_set(name)
+    pset = load_prompt_set(name, state(ctx).home)
     if as_json:
         emit_json(pset.as_dict())
         return

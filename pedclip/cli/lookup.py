@@ -27,7 +27,7 @@ def _query(store, dataset: str, text: str | None, prompts: str | None, cls: str 
     if len(given) != 1:
         raise PedclipError("give exactly one query: WORDS, --prompts SET [--class NAME] or --report CASE_ID")
     if prompts:
-        return prompt_set_query(load_prompt_set(prompts), cls)
+        return prompt_set_query(load_prompt_set(prompts, store.paths.home), cls)
     if report:
         return report_query(store, dataset, report)
     return words_query(text, cls)

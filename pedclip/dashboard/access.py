@@ -194,13 +194,41 @@ def encode_image(encoder, image) -> np.ndarray:
     return encoder.encode_images(encoder.preprocess(image)[None])
 
 
-def prompt_sets() -> dict[str, dict[str, list[str]]]:
-    """Shipped prompt sets that score two classes: name -> {class name: [prompts]}."""
+def prompt_sets(home: str | Path | None = None) -> dict[str, dict[str, list[str]]]:
+    """Prompt sets that score two classes, shipped then saved under `home`: name -> {class: [prompts]}."""
     from pedclip.eval.prompts import list_prompt_sets
 
-    return {
-        p.name: {k: list(v) for k, v in p.classes.items()} for p in list_prompt_sets() if len(p.classes) == 2
-    }
+    sets = list_prompt_sets(home, saved=True)
+    return {p.name: {k: list(v) for k, v in p.classes.items()} for p in sets if len(p.classes) == 2}
+
+
+def save_prompt_set(home: str | Path, prompts: dict[str, list[str]], name: str) -> Path:
+    """The prompt lab's set saved by name under the home (`--prompts NAME` on the command line)."""
+    from pedclip.eval.prompts import save_prompt_set as save
+
+    if door.read_only():
+        raise PedclipError("this dashboard is read-only (--read-only); prompt sets are not saved here")
+    return save(prompt_set_from_dict(prompts), name, home)
+
+
+def prompt_trials(store: Store, fingerprint: str, dataset: str) -> pd.DataFrame:
+    """The prompt lab's history on (model, dataset), newest first (store/prompt_trials.py)."""
+    from pedclip.store.prompt_trials import trials_frame
+
+    return trials_frame(store, fingerprint, dataset)
+
+
+def case_map(
+    store: Store, fingerprint: str, datasets: Sequence[str], method: str
+) -> tuple[pd.DataFrame, bool]:
+    """(cases with x, y of their map, served from the store?): `pedclip.eval.projection.case_map` (a
+    read-only dashboard computes a missing map without keeping it)."""
+    from pedclip.eval.projection import case_map as build
+
+    def load(dataset: str):
+        return case_vectors(store, fingerprint, dataset)
+
+    return build(store, fingerprint, datasets, method, load, keep=not door.read_only())
 
 
 @dataclass(frozen=True)
@@ -235,6 +263,7 @@ def rescore(
         baseline_run=baseline_run,
         development=True,
         allow_leakage=True,
+        history=not door.read_only(),
     )
     comparison = out.comparison
     return Rescored(
@@ -245,6 +274,11 @@ def rescore(
         flipped=None if comparison is None else comparison.flipped,
         deltas=None if comparison is None else dict(comparison.deltas),
     )
+
+
+def prompt_effects(workspace: Workspace, encoder, dataset: str, prompts: dict[str, list[str]]):
+    """Each prompt's leave-one-out effect on validation AUROC and the prompts' map (`Workspace.prompt_effects`)."""
+    return workspace.prompt_effects(encoder, dataset, prompt_set_from_dict(prompts), split="val")
 
 
 def save_rescore(workspace: Workspace, encoder, rescored: Rescored, name: str) -> str:
@@ -264,3 +298,13 @@ def load_case_image(path: str, member: str | None):
     from pedclip.data.imaging import load_image
 
     return load_image(path, member)
+
+
+def paired_comparison(store: Store, run_a: str, run_b: str, resamples: int):
+    """Run A minus run B on the films both scored, by `pedclip compare`'s own `paired_runs`: the AUROC
+    difference with a paired bootstrap CI (`resamples` draws, seed 0), DeLong's test, McNemar's exact tests
+    at each run's own threshold, and the aligned cases (`.aligned.frame`, `.aligned.dropped`)."""
+    from pedclip.eval.bootstrap import BootstrapConfig
+    from pedclip.eval.paired_runs import paired_runs
+
+    return paired_runs(store, run_a, run_b, BootstrapConfig(n_resamples=resamples, seed=0))

@@ -1,4 +1,4 @@
-"""What only the pages need besides `pedclip.eval`: 2-D projections, slice columns and how numbers read.
+"""What only the pages need besides `pedclip.eval`: attribute columns, slice columns and how numbers read.
 
 Every metric, curve, slice, comparison and leakage finding comes from `pedclip.eval`; no streamlit here.
 """
@@ -12,18 +12,6 @@ import numpy as np
 import pandas as pd
 
 from pedclip.eval.metrics import Metric
-
-
-def pca_2d(vectors: np.ndarray) -> np.ndarray:
-    """(n, 2) coordinates on the two leading principal components (signs fixed so reruns agree)."""
-    if len(vectors) == 0:
-        return np.zeros((0, 2))
-    centred = vectors - vectors.mean(axis=0, keepdims=True)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    components = vt[:2]
-    signs = np.sign(components[np.arange(len(components)), np.abs(components).argmax(axis=1)])
-    coords = centred @ (components * signs[:, None]).T
-    return coords if coords.shape[1] == 2 else np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))
 
 
 def expand_attributes(frame: pd.DataFrame) -> pd.DataFrame:
@@ -68,3 +56,56 @@ def format_ci(value: float | None, low: float | None, high: float | None) -> str
     if low is None or high is None or math.isnan(low) or math.isnan(high):
         return f"{value:.3f}"
     return f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def partner_runs(runs: pd.DataFrame, run_id: str) -> list[str]:
+    """The runs that scored the same films as `run_id` (same eval_dataset and split), other than it: those of
+    another model (fingerprint) first, each group in the table's order (newest first)."""
+    key = runs[["eval_dataset", "split"]].fillna("").astype(str)
+    mine = runs["run_id"] == run_id
+    if not mine.any():
+        return []
+    same_films = (key == key[mine].iloc[0]).all(axis=1) & ~mine
+    partners = runs[same_films]
+    same_model = partners["fingerprint"].fillna("") == str(runs.loc[mine, "fingerprint"].fillna("").iat[0])
+    return partners["run_id"].iloc[np.argsort(same_model.to_numpy(), kind="stable")].tolist()
+
+
+QUADRANTS = ("Both right", "Only A right", "Only B right", "Both wrong")
+
+
+def quadrants(aligned: pd.DataFrame, threshold_a: float, threshold_b: float) -> pd.DataFrame:
+    """Two runs' aligned cases (label, score_a, predicted_a, score_b, predicted_b) with `quadrant` (one of
+    QUADRANTS, judged on each run's stored decision) and margin_a/_b = |score - threshold|, how sure each run
+    was. Ordered by quadrant, then most confident errors first: by the wrong run's margin (both wrong: the sum
+    of the two); both right: the closest call (smaller margin) first. Ties by dataset and case_id."""
+    right_a = (aligned["predicted_a"] == aligned["label"]).to_numpy()
+    right_b = (aligned["predicted_b"] == aligned["label"]).to_numpy()
+    out = aligned.assign(
+        margin_a=(aligned["score_a"] - threshold_a).abs(), margin_b=(aligned["score_b"] - threshold_b).abs()
+    )
+    out["quadrant"] = np.select(
+        [right_a & right_b, right_a & ~right_b, ~right_a & right_b], QUADRANTS[:3], QUADRANTS[3]
+    )
+    surest_error = np.select(
+        [right_a & right_b, right_a & ~right_b, ~right_a & right_b],
+        [-np.minimum(out["margin_a"], out["margin_b"]), out["margin_b"], out["margin_a"]],
+        out["margin_a"] + out["margin_b"],
+    )
+    order = pd.Categorical(out["quadrant"], categories=QUADRANTS, ordered=True)
+    out = out.assign(_q=order, _key=-surest_error).sort_values(["_q", "_key", "dataset", "case_id"])
+    return out.drop(columns=["_q", "_key"]).reset_index(drop=True)
+
+
+def format_p(p: float | None) -> str:
+    """A p-value with 3 decimals, '<0.001' below that, 'n/a' when the test was not defined."""
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "n/a"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def format_delta(value: float | None) -> str:
+    """A signed difference with 3 decimals, 'n/a' when undefined."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:+.3f}"

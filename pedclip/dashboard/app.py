@@ -1,6 +1,6 @@
 """The dashboard's entry script: `pedclip dashboard` runs it with `streamlit run` (PEDCLIP_HOME set).
 
-An empty or missing store gets one page saying what to run first instead of the seven pages.
+An empty or missing store gets one page saying what to run first instead of the dashboard's pages.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ PAGES = (
     ("views/neighbors.py", "Neighbors", ":material/hub:"),
     ("views/find_cases.py", "Find cases", ":material/search:"),
     ("views/case_card.py", "Case", ":material/radiology:"),
+    ("views/side_by_side.py", "Models side by side", ":material/compare:"),
     ("views/prompt_lab.py", "Prompt lab", ":material/edit_note:"),
     ("views/embedding_map.py", "Embedding map", ":material/scatter_plot:"),
     ("views/data.py", "Data", ":material/database:"),

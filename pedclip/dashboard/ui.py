@@ -67,6 +67,7 @@ embedded_models = _cached(access.embedded_models)
 case_vectors = _cached(access.case_vectors)
 predictions_for_cases = _cached(access.predictions_for_cases)
 model_labels = _cached(access.model_labels)
+paired_comparison = _cached(access.paired_comparison)
 
 
 def model_label(spec_or_fingerprint: str) -> str:
@@ -205,6 +206,16 @@ def thumbnail(case: dict) -> bytes | None:
         return thumbs.case_thumbnail(paths(), case, access.load_case_image)
     except PedclipError:
         return None
+
+
+def film_beside(case: dict, text: str):
+    """A case's thumbnail with `text` to its right; returns that right-hand column (for the case's buttons)."""
+    left, right = st.columns([1, 4])
+    image = thumbnail(case)
+    if image is not None:
+        left.image(image)
+    right.markdown(text)
+    return right
 
 
 def gallery(cases: pd.DataFrame, caption: Callable[[dict], str], key: str, columns: int = 6) -> None:

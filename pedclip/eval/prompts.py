@@ -9,7 +9,9 @@ A set names its classes; each class has literal `prompts`, `templates` x `words`
 from __future__ import annotations
 
 import itertools
+import json
 import random
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -138,8 +140,21 @@ def builtin_names() -> list[str]:
     return sorted(p.name[: -len(".toml")] for p in _builtin_dir().iterdir() if p.name.endswith(".toml"))
 
 
-def load_prompt_set(name_or_path: str) -> PromptSet:
-    """A shipped set by name (see `pedclip prompts list`) or a TOML file by path."""
+def saved_dir(home: str | Path | None = None) -> Path:
+    """Where the prompt lab saves named sets: prompts/ under `home` (the PEDCLIP_HOME in use by default)."""
+    from pedclip.config import Paths
+
+    return Paths.at(home).prompts
+
+
+def saved_names(home: str | Path | None = None) -> list[str]:
+    folder = saved_dir(home)
+    return sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
+
+
+def load_prompt_set(name_or_path: str, home: str | Path | None = None) -> PromptSet:
+    """A shipped set by name (see `pedclip prompts list`), a set saved from the prompt lab under `home` by
+    name, or a TOML file by path."""
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
@@ -148,9 +163,10 @@ def load_prompt_set(name_or_path: str) -> PromptSet:
     else:
         entry = _builtin_dir() / f"{name_or_path}.toml"
         if not entry.is_file():
-            raise PedclipError(
-                f"unknown prompt set {name_or_path!r}; known sets: {', '.join(builtin_names())}"
-            )
+            entry = saved_dir(home) / f"{name_or_path}.toml"
+        if not entry.is_file():
+            known = ", ".join(builtin_names() + [f"{n} (saved)" for n in saved_names(home)])
+            raise PedclipError(f"unknown prompt set {name_or_path!r}; known sets: {known}")
         text, default = entry.read_text(), name_or_path
     try:
         document = tomllib.loads(text)
@@ -159,8 +175,55 @@ def load_prompt_set(name_or_path: str) -> PromptSet:
     return parse_prompt_set(document, default)
 
 
-def list_prompt_sets() -> list[PromptSet]:
-    return [load_prompt_set(name) for name in builtin_names()]
+def list_prompt_sets(home: str | Path | None = None, saved: bool = False) -> list[PromptSet]:
+    """The shipped sets, then (with `saved`) those saved under `home` that parse (a broken file is skipped)."""
+    out = [load_prompt_set(name) for name in builtin_names()]
+    for name in saved_names(home) if saved else []:
+        try:
+            out.append(load_prompt_set(str(saved_dir(home) / f"{name}.toml")))
+        except PedclipError:
+            continue
+    return out
+
+
+SAVED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}")
+
+
+def prompt_set_toml(prompt_set: PromptSet) -> str:
+    """The set as a TOML document `load_prompt_set` reads back to the same classes, mode and positive class."""
+
+    def text(value: str) -> str:  # a JSON string is a valid TOML basic string
+        return json.dumps(value, ensure_ascii=False)
+
+    lines = [f"name = {text(prompt_set.name)}"]
+    if prompt_set.description:
+        lines.append(f"description = {text(prompt_set.description)}")
+    lines += [f"mode = {text(prompt_set.mode)}", f"reduce = {text(prompt_set.reduce)}"]
+    lines.append(f"positive = {text(prompt_set.positive)}")
+    if prompt_set.threshold is not None:
+        lines.append(f"threshold = {float(prompt_set.threshold)!r}")
+    for name, prompts in prompt_set.classes.items():
+        lines += ["", f"[classes.{text(name)}]", "prompts = ["]
+        lines += [f"  {text(p)}," for p in prompts]
+        lines.append("]")
+    return "\n".join(lines) + "\n"
+
+
+def save_prompt_set(prompt_set: PromptSet, name: str, home: str | Path | None = None) -> Path:
+    """Write the set as prompts/<name>.toml under `home`, usable as `--prompts NAME` there."""
+    if not SAVED_NAME.fullmatch(name) or name in builtin_names():
+        raise PedclipError(
+            f"prompt set name {name!r} is not usable; use letters, digits, spaces, '_', '.' or '-' "
+            f"(at most 64) and not a shipped set's name ({', '.join(builtin_names())})"
+        )
+    folder = saved_dir(home)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.toml"
+    named = replace(prompt_set, name=name, description=prompt_set.description or "saved from the prompt lab")
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(prompt_set_toml(named))
+    tmp.replace(path)
+    return path
 
 
 def inline_prompt_set(pairs: list[str], positive: str = "pneumonia", name: str = "inline") -> PromptSet:
@@ -197,8 +260,10 @@ def prompt_set_from_dict(
     )
 
 
-def resolve_prompt_set(prompts: str | None = None, inline: list[str] | None = None) -> PromptSet:
-    """Inline pairs when given, else a named set or file, else the default set."""
+def resolve_prompt_set(
+    prompts: str | None = None, inline: list[str] | None = None, home: str | Path | None = None
+) -> PromptSet:
+    """Inline pairs when given, else a named set (shipped, or saved under `home`) or file, else the default."""
     if inline:
         return inline_prompt_set(inline)
-    return load_prompt_set(prompts or DEFAULT_SET)
+    return load_prompt_set(prompts or DEFAULT_SET, home)

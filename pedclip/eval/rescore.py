@@ -24,6 +24,8 @@ from pedclip.eval.protocols import eval_splits, get_protocol
 from pedclip.eval.zeroshot import PromptVectors, ZeroShotConfig, evaluate_prompts, prompt_vectors
 from pedclip.store import Store
 from pedclip.store.embeddings import embedded_state
+from pedclip.store.prompt_trials import prompts_document
+from pedclip.store.prompt_trials import record_trial as put_trial
 from pedclip.store.runs import get_run, predictions_frame
 
 RESCORE_RESAMPLES = 200  # interactive path: CIs from 200 resamples keep a rescore well under 0.2 s
@@ -87,12 +89,16 @@ def rescore(
     text_cache: TextVectorCache | None = None,
     development: bool = False,
     allow_leakage: bool = False,
+    history: bool = False,
 ) -> RescoreResult:
     """Score `prompts` ({class: [texts]} or a PromptSet) on the cached vectors of `dataset`'s `split`
     (validation by default: prompts are tuned there, test is for the end).
 
     `development` (the prompt lab): this scoring is prompt development, so scoring these prompts on the test
     split marks them, and every later test run with them, "prompts tuned on test".
+
+    `history` (the prompt lab, unless read-only): the prompts and their AUROC join the lab's history of
+    (model, dataset) (store/prompt_trials.py).
 
     `cache` and `text_cache` belong to the caller (a `Workspace` keeps them between calls; without them a
     call starts empty). Prompts are encoded once per text cache and written to the store's text cache only
@@ -112,6 +118,8 @@ def rescore(
     if development:
         record_development(store, dataset, pset, eval_splits(get_protocol(protocol), split))
     result = _evaluate_cached(store, encoder, dataset, vectors, config, cache, embed)
+    if history:
+        record_trial(store, encoder.fingerprint, dataset, split, pset, result)
     comparison = None
     if baseline_run:
         baseline = get_run(store, baseline_run)
@@ -126,21 +134,36 @@ def rescore(
     return RescoreResult(result, (fpr, tpr), comparison, baseline_run)
 
 
+def record_trial(store: Store, fingerprint: str, dataset: str, split: str, pset: PromptSet, result) -> None:
+    """One prompt-lab trial: these prompts scored `result` on the split."""
+    metric = result.metrics.get("auroc")
+    value = (None, None, None) if metric is None else (metric.value, metric.lo, metric.hi)
+    document = prompts_document(pset.classes, pset.positive)
+    put_trial(store, fingerprint, dataset, split, document, value, len(result.predictions))
+
+
 def persist_prompts(store: Store, encoder, prompt_set: PromptSet, text_cache: TextVectorCache) -> None:
     """Write the prompts' vectors to the store's text cache class by class, as they were encoded (no re-encoding)."""
     for prompts in prompt_set.classes.values():
         text_cache.persist(store, encoder, list(prompts))
 
 
-def _evaluate_cached(store, encoder, dataset, vectors: PromptVectors, config, cache, embed) -> EvalResult:
-    protocol = get_protocol(config.protocol)
-    allowed = require_no_leakage(store, dataset, config.allow_leakage) if protocol.name == "sound" else None
+def cached_loader(store: Store, encoder, dataset: str, protocol, cache: ImageMatrixCache):
+    """(`load(splits) -> (cases, vectors)` of the dataset's cached image vectors through `cache`, the split
+    column they are selected by: the protocol's)."""
     state = embedded_state(store, encoder.fingerprint, dataset)  # one query per call, shared by the splits
     column = split_column_for(store, dataset, protocol.split_column)
 
     def load(splits):
         return cache.get(store, encoder.fingerprint, encoder.spec, dataset, splits, state, column)
 
+    return load, column
+
+
+def _evaluate_cached(store, encoder, dataset, vectors: PromptVectors, config, cache, embed) -> EvalResult:
+    protocol = get_protocol(config.protocol)
+    allowed = require_no_leakage(store, dataset, config.allow_leakage) if protocol.name == "sound" else None
+    load, column = cached_loader(store, encoder, dataset, protocol, cache)
     result = evaluate_prompts(load, encoder, dataset, vectors, config, embed)
     result.run["config"]["split_column"] = column
     if allowed:

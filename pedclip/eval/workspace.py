@@ -7,8 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pedclip.embed.text import TextVectorCache
+from pedclip.eval.prompt_effects import PromptEffects, prompt_effects
 from pedclip.eval.prompts import PromptSet
-from pedclip.eval.rescore import ImageMatrixCache, RescoreResult, persist_prompts, rescore
+from pedclip.eval.protocols import get_protocol
+from pedclip.eval.rescore import ImageMatrixCache, RescoreResult, cached_loader, persist_prompts, rescore
+from pedclip.eval.zeroshot import prompt_vectors
 from pedclip.store import Store
 
 
@@ -34,3 +37,15 @@ class Workspace:
     def persist_prompts(self, encoder, prompt_set: PromptSet) -> None:
         """Write a prompt set's vectors (already encoded here) to the store's text cache."""
         persist_prompts(self.store, encoder, prompt_set, self.texts)
+
+    def prompt_effects(
+        self, encoder, dataset: str, prompt_set: PromptSet, split: str = "val"
+    ) -> PromptEffects:
+        """Each prompt's leave-one-out effect on `split`'s AUROC and the prompts' map, from cached vectors
+        (a smaller group is re-embedded only for models whose prompt vectors depend on their group)."""
+        load, _ = cached_loader(self.store, encoder, dataset, get_protocol("sound"), self.images)
+
+        def embed(texts):
+            return self.texts.vectors(encoder, texts)
+
+        return prompt_effects(load, encoder, prompt_vectors(prompt_set, embed), split, embed)

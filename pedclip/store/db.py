@@ -32,10 +32,20 @@ _held: dict[str, duckdb.DuckDBPyConnection] = {}  # resolved db path -> the conn
 _held_lock = threading.Lock()  # cursors are opened from any thread (the embed pipeline's writer, the UI's)
 
 
+_reading = threading.local()  # this thread's `Store.reading()` connections: resolved db path -> connection
+
+
 def _open(path: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
-    """A cursor on the held connection to `path` if this process holds one, else a new connection."""
+    """A cursor on the held connection to `path` if this process holds one (or, for a read, this thread
+    reads through one), else a new connection."""
+    key = str(path.resolve())
+    mine = getattr(_reading, "held", {}).get(key)
+    if mine is not None:
+        if not read_only:
+            raise RuntimeError(f"a write to {path} inside Store.reading(): end the read-only block first")
+        return mine.cursor()
     with _held_lock:
-        anchor = _held.get(str(path.resolve()))
+        anchor = _held.get(key)
         if anchor is not None:
             return anchor.cursor()
     return _connect(path, read_only, wait_s)
@@ -168,6 +178,31 @@ class Store:
                 current = _held.pop(key, None)  # `released` may have replaced it
             if current is not None:
                 current.close()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Store]:
+        """Read through one read-only connection for the block, in this thread only (a page that makes
+        dozens of small queries, like a case card); nests, and inside `hold()` it is the held connection.
+
+        Other threads keep their own connections; a write from this thread inside the block is an error.
+        Other processes can still read, and a writer waits for the block to end as it waits for any reader.
+        """
+        key = str(self.paths.db.resolve())
+        held = getattr(_reading, "held", None)
+        if held is None:
+            held = _reading.held = {}
+        with _held_lock:
+            process_holds = key in _held
+        if key in held or process_holds:
+            yield self
+            return
+        if not self.exists:
+            raise PedclipError(f"no pedclip store at {self.paths.db}; run `pedclip demo` first")
+        held[key] = _connect(self.paths.db, read_only=True, wait_s=self.lock_wait_s)
+        try:
+            yield self
+        finally:
+            held.pop(key).close()
 
     def schema_version(self) -> int:
         with self.read() as con:

@@ -120,6 +120,38 @@ MIGRATIONS: list[list[str]] = [
            FROM image_embeddings e
            WHERE NOT EXISTS (SELECT 1 FROM vector_rows r WHERE r.fingerprint = e.fingerprint)""",
     ],
+    # 3 -> 4: what the dashboard's explorers keep: 2-D maps computed once per (model, datasets, embedded
+    # state, method), and every prompt set tried in the prompt lab with its AUROC.
+    [
+        """CREATE TABLE IF NOT EXISTS projections (
+            fingerprint VARCHAR NOT NULL,
+            datasets VARCHAR NOT NULL,         -- the projected datasets, sorted, comma-joined
+            method VARCHAR NOT NULL,           -- pca | umap
+            selection VARCHAR NOT NULL,        -- sha256 of the datasets' embedded state and the parameters
+            params JSON NOT NULL,
+            dataset VARCHAR NOT NULL,
+            case_id VARCHAR NOT NULL,
+            x DOUBLE NOT NULL,
+            y DOUBLE NOT NULL,
+            computed_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (fingerprint, datasets, method, dataset, case_id)
+        )""",
+        """CREATE TABLE IF NOT EXISTS prompt_trials (
+            fingerprint VARCHAR NOT NULL,
+            dataset VARCHAR NOT NULL,
+            split VARCHAR NOT NULL,
+            prompts_key VARCHAR NOT NULL,      -- sha256 of the prompts document
+            prompts JSON NOT NULL,             -- {"positive": .., "classes": {name: [texts]}}
+            auroc DOUBLE,
+            auroc_lo DOUBLE,
+            auroc_hi DOUBLE,
+            n_cases INTEGER NOT NULL,
+            tries INTEGER NOT NULL DEFAULT 1,
+            first_tried TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            last_tried TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (fingerprint, dataset, split, prompts_key)
+        )""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

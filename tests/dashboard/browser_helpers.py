@@ -26,10 +26,11 @@ SETTLED = """() => {
   if (document.querySelector('[data-testid="stSkeleton"], [data-testid="stSpinner"], [data-stale="true"]')) return false;
   const status = document.querySelector('[data-testid="stStatusWidget"]');
   if (status && /running|connecting/i.test(status.innerText)) return false;
+  // charts and tables in a hidden tab never draw: only the visible ones must have
   for (const c of document.querySelectorAll('[data-testid="stPlotlyChart"]'))
-    if (!c.querySelector('.main-svg')) return false;
+    if (c.getClientRects().length && !c.querySelector('.main-svg')) return false;
   for (const d of document.querySelectorAll('[data-testid="stDataFrame"]'))
-    if (!d.querySelector('canvas')) return false;
+    if (d.getClientRects().length && !d.querySelector('canvas')) return false;
   for (const i of document.querySelectorAll('[data-testid="stImage"] img'))
     if (!i.complete || i.naturalWidth === 0) return false;
   return !!document.querySelector('h1');
@@ -85,6 +86,16 @@ def chromium() -> Iterator:
             yield browser
         finally:
             browser.close()
+
+
+def start_page(browser, server: str, height: int = 1000):
+    """A new page on the dashboard at `server`, once its first page (Runs) has rendered; the clock for the
+    screenshots' timings starts here."""
+    page = browser.new_page(viewport={"width": 1400, "height": height})
+    START[0] = time.monotonic()
+    page.goto(server)
+    page.wait_for_selector("h1:has-text('Runs')", timeout=90_000)
+    return page
 
 
 def open_page(page, title: str) -> None:

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from sklearn.decomposition import PCA
 
 from pedclip.config import Paths
 from pedclip.dashboard import analysis, launch, thumbs
@@ -18,13 +17,6 @@ from pedclip.errors import PedclipError
 from pedclip.eval.curves import operating_point
 from pedclip.eval.metrics import Metric
 from pedclip.eval.record import RunRecord
-
-
-def test_pca_matches_scikit_learn_up_to_sign():
-    vectors = np.random.default_rng(1).normal(size=(50, 8))
-    ours = analysis.pca_2d(vectors)
-    theirs = PCA(n_components=2).fit_transform(vectors)
-    assert np.allclose(np.abs(ours), np.abs(theirs), atol=1e-8)
 
 
 def test_thumbnails_are_made_once_and_cached(tmp_path):
@@ -215,3 +207,43 @@ def test_a_moved_store_serves_thumbnails_from_its_new_home(tmp_path):
 
     png = thumbs.case_thumbnail(paths, {"path": moved, "member": None, "image_sha256": "cd" * 32}, load_image)
     assert Image.open(io.BytesIO(png)).size == (40, 30)
+
+
+def test_quadrants_sort_each_by_its_most_confident_errors():
+    aligned = pd.DataFrame(
+        {  # c1, c2 both right; c3, c4 only A right; c5 only B right; c6 both wrong
+            "dataset": "d",
+            "case_id": ["c1", "c2", "c3", "c4", "c5", "c6"],
+            "label": [1, 0, 1, 0, 1, 0],
+            "score_a": [0.9, 0.2, 0.7, 0.1, 0.4, 0.8],
+            "predicted_a": [1, 0, 1, 0, 0, 1],
+            "score_b": [0.8, 0.45, 0.3, 0.95, 0.6, 0.7],
+            "predicted_b": [1, 0, 0, 1, 1, 1],
+        }
+    )
+    out = analysis.quadrants(aligned, 0.5, 0.4)
+    # both right: the closest call first (c2: B 0.05 from its threshold); only A right: B's surest error first
+    assert out["case_id"].tolist() == ["c2", "c1", "c4", "c3", "c5", "c6"]
+    assert out["quadrant"].tolist() == ["Both right"] * 2 + ["Only A right"] * 2 + [
+        "Only B right",
+        "Both wrong",
+    ]
+    assert out["margin_b"].round(3).tolist() == [0.05, 0.4, 0.55, 0.1, 0.2, 0.3]
+    assert out["margin_a"].round(3).tolist() == [0.3, 0.4, 0.4, 0.2, 0.1, 0.3]
+    assert len(analysis.quadrants(aligned.iloc[:0], 0.5, 0.5)) == 0
+
+
+def test_partner_runs_are_on_the_same_films_another_model_first():
+    runs = pd.DataFrame(
+        {  # newest first
+            "run_id": ["same-model", "other-split", "other-model", "a", "other-data", "no-split"],
+            "eval_dataset": ["x", "x", "x", "x", "y", "x"],
+            "split": ["test", "val", "test", "test", "test", None],
+            "fingerprint": ["f1", "f2", "f2", "f1", "f2", "f2"],
+        }
+    )
+    assert analysis.partner_runs(runs, "a") == ["other-model", "same-model"]
+    assert analysis.partner_runs(runs, "other-data") == []
+    assert analysis.partner_runs(runs, "gone") == []
+    assert analysis.format_p(0.0004) == "<0.001" and analysis.format_p(None) == "n/a"
+    assert analysis.format_delta(0.0123) == "+0.012" and analysis.format_delta(float("nan")) == "n/a"

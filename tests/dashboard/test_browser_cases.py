@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
-from browser_helpers import START, copy_shots, open_page, settle, shoot, wait_count
+from browser_helpers import copy_shots, open_page, settle, shoot, start_page, wait_count
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -14,10 +13,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def test_search_for_words_and_open_a_hits_case_card(server, browser, tmp_path):
     shots = tmp_path / "shots"
     shots.mkdir()
-    page = browser.new_page(viewport={"width": 1400, "height": 1200})
-    START[0] = time.monotonic()
-    page.goto(server)
-    page.wait_for_selector("h1:has-text('Runs')", timeout=90_000)
+    page = start_page(browser, server, 1200)
     open_page(page, "Find cases")
     box = page.get_by_label("Words", exact=True)
     box.fill("patchy consolidation")

@@ -247,3 +247,30 @@ def test_a_held_store_is_closed_to_other_processes_until_released(store: Store) 
     assert locked_out.returncode != 0 and "lock" in locked_out.stderr.lower()
     assert let_in.returncode == 0 and let_in.stdout.strip() == "1"
     assert _other_process_reads(store, wait_s=0.5).stdout.strip() == "2"
+
+
+def test_reading_opens_one_connection_for_this_threads_reads_only(store: Store, monkeypatch) -> None:
+    import threading
+
+    upsert_dataset(store, "d", "csv", "/x", ["normal", "pneumonia"])
+    opened = []
+    real_connect = duckdb.connect
+    monkeypatch.setattr(duckdb, "connect", lambda *a, **k: opened.append(k) or real_connect(*a, **k))
+    elsewhere = []
+    with store.reading():
+        for _ in range(5):
+            assert get_dataset(store, "d")["name"] == "d"
+        with store.reading():  # nested: the same connection
+            assert len(cases_frame(store, "d")) == 0
+        assert len(opened) == 1 and opened[0]["read_only"]
+        # another thread reads through its own connection, and is not refused a write
+        worker = threading.Thread(
+            target=lambda: elsewhere.append(get_dataset(Store(store.paths), "d")["name"])
+        )
+        worker.start()
+        worker.join()
+        with pytest.raises(RuntimeError, match="inside Store.reading"):
+            upsert_dataset(store, "e", "csv", "/x", ["normal", "pneumonia"])
+    assert elsewhere == ["d"] and len(opened) == 2
+    upsert_dataset(store, "e", "csv", "/x", ["normal", "pneumonia"])  # after the block: writes as before
+    assert get_dataset(store, "e")["name"] == "e"

@@ -45,7 +45,7 @@ def leakage(report: AuditReport, cases: pd.DataFrame, all_cases: pd.DataFrame) -
         who = "1 patient has" if n == 1 else f"{n} patients have"
         st.error(f"{who} images in more than one split; re-split by patient with `pedclip data split`.")
         rows = [{"patient_id": p, "splits": ", ".join(s)} for p, s in report.shared_patients.items()]
-        st.dataframe(pd.DataFrame(rows), hide_index=True)
+        ui.table(pd.DataFrame(rows), "shared_patients")
     dups = report.cross_split_duplicates
     if not dups:
         st.success("No image appears in more than one split.")
@@ -54,7 +54,7 @@ def leakage(report: AuditReport, cases: pd.DataFrame, all_cases: pd.DataFrame) -
             f"{len(dups)} images sit in more than one split (same bytes): a leak; re-split or drop the copies."
         )
         rows = [{**d, "splits": ", ".join(d["splits"]), "case_ids": ", ".join(d["case_ids"])} for d in dups]
-        st.dataframe(pd.DataFrame(rows).drop(columns="labels"), hide_index=True)
+        ui.table(pd.DataFrame(rows).drop(columns="labels"), "cross_split_duplicates")
     if report.within_split_duplicate_cases:
         st.caption(
             f"{report.within_split_duplicate_cases} cases repeat an image already in their split: not a leak, "
@@ -71,7 +71,7 @@ def leakage(report: AuditReport, cases: pd.DataFrame, all_cases: pd.DataFrame) -
 def render() -> None:
     st.title("Data")
     datasets = ui.datasets_table()
-    st.dataframe(datasets_overview(datasets), hide_index=True, width="stretch")
+    ui.table(datasets_overview(datasets), "datasets", width="stretch")
     name = st.selectbox("Dataset", datasets["name"].tolist(), key="data_dataset")
     cases = ui.dataset_cases(name)
     if cases.empty:
@@ -79,7 +79,7 @@ def render() -> None:
     else:
         report = audit_cases(cases, tuple(ui.class_names(name)))
         st.subheader("Split sizes by label")
-        st.dataframe(split_sizes(report), hide_index=True)
+        ui.table(split_sizes(report), "split_sizes")
         st.subheader("Patients")
         patients(cases)
         all_cases = pd.concat([ui.dataset_cases(n) for n in datasets["name"]], ignore_index=True)
@@ -89,9 +89,7 @@ def render() -> None:
     if errors.empty:
         st.success("No ingest errors.")
     else:
-        st.dataframe(
-            errors[["dataset", "path", "member", "reason", "created"]], hide_index=True, width="stretch"
-        )
+        ui.table(errors[["dataset", "path", "member", "reason", "created"]], "ingest_errors", width="stretch")
 
 
 if __name__ == "__main__":

@@ -67,11 +67,11 @@ def slices(runs: list[figures.ScoredRun], threshold: float | None) -> None:
         table = table[[column, "n", "positives", "auroc", "sensitivity", "specificity", "accuracy"]]
         for name in ("auroc", "sensitivity", "specificity", "accuracy"):  # "n/a" where a slice lacks a class
             table[name] = table[name].map(analysis.format_rate)
-        st.dataframe(table, hide_index=True)
+        ui.table(table, f"slices_{run.run.run_id}")
         contrasts = pathogen_auroc(frame, BootstrapConfig(n_resamples=200))
         if not contrasts.empty:
             st.caption("Per pathogen: each pathogen's pneumonia films against the site's normal films")
-            st.dataframe(contrasts, hide_index=True)
+            ui.table(contrasts, f"pathogens_{run.run.run_id}")
 
 
 def render() -> None:

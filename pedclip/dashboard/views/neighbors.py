@@ -66,7 +66,7 @@ def predictions_table(dataset: str, hits: pd.DataFrame) -> None:
         scores = found.pivot_table(index="case_id", columns="run_id", values="score", aggfunc="first")
         table = table.merge(scores.round(3), left_on="case_id", right_index=True, how="left")
     config = {"similarity": st.column_config.NumberColumn("cosine", format="%.6f")}
-    st.dataframe(table, hide_index=True, column_config=config)
+    ui.table(table, "neighbors", column_config=config)
 
 
 def render() -> None:
@@ -84,11 +84,7 @@ def render() -> None:
         return
     vector, exclude, case = query
     if case is not None:
-        left, right = st.columns([1, 4])
-        image = ui.thumbnail(case)
-        if image is not None:
-            left.image(image)
-        right.markdown(f"**Query:** {ui.case_caption(case)} · split {case.get('split')}")
+        ui.film_beside(case, f"**Query:** {ui.case_caption(case)} · split {case.get('split')}")
     hits = access.neighbors(ui.store(), model["fingerprint"], dataset, vector, k, exclude)
     served = access.served_by(hits.attrs.get("index", {}))
     hits["dataset"] = dataset

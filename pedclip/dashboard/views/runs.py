@@ -125,7 +125,7 @@ def runs_table(shown: pd.DataFrame) -> None:
         "specificity": text("spec.", width=55, help="specificity"),
         "created": st.column_config.DatetimeColumn("created", format="MM-DD HH:mm", width=85),
     }
-    st.dataframe(table, hide_index=True, width="stretch", column_config=config)
+    ui.table(table, "runs", width="stretch", column_config=config)
 
 
 def paper_tables() -> None:
@@ -138,7 +138,8 @@ def paper_tables() -> None:
         with st.expander(str(path.relative_to(ui.paths().reports)), expanded=path.suffix == ".csv"):
             if path.suffix == ".csv":
                 # as written: blank cells (a published row has no CI or run) stay blank instead of "None"
-                st.dataframe(pd.read_csv(path, dtype=str, keep_default_na=False), hide_index=True)
+                key = str(path.relative_to(ui.paths().reports).with_suffix("")).replace("/", "_")
+                ui.table(pd.read_csv(path, dtype=str, keep_default_na=False), key)
             elif path.suffix == ".md":
                 st.markdown(path.read_text())
             else:
