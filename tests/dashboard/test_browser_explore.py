@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser_helpers import choose, copy_shots, open_page, settle, shoot, start_page, wait_count
+from browser_helpers import copy_shots, open_page, settle, shoot, start_page, wait_count
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -49,7 +49,13 @@ def test_lasso_on_the_map_opens_a_gallery_and_history_restores_prompts(server, b
     sizes = (
         f"{len(page.locator('textarea').nth(0).input_value().splitlines())} + {len(original.splitlines())}"
     )
-    choose(page, "Prompt set to restore", f"{sizes} prompts")  # the older trial: the set as the page opened
+    # the older trial (newest first): the set as the page opened; by keyboard, as typed text is matched fuzzily
+    picker = page.locator('[data-testid="stSelectbox"]', has_text="Prompt set to restore")
+    picker.locator("input").click()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    settle(page)
+    assert f" · {sizes} prompts · " in picker.locator("input").input_value()
     page.get_by_role("button", name="Restore").click()
     page.wait_for_function(
         "(text) => document.querySelectorAll('textarea')[1]?.value === text", arg=original, timeout=60_000
