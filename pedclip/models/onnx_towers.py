@@ -278,4 +278,8 @@ def onnx_encoder(encoder: Encoder, onnx_root: Path, dtype: str = "fp32") -> Enco
             fp32,
         ),
     }
-    return dataclasses.replace(out, runtime="onnx", **towers)
+    onnx = dataclasses.replace(out, runtime="onnx", **towers)
+    # `dim` (describe(), every model registration) would otherwise encode a text through ONNX Runtime, building
+    # the text session (~1.3 s) in commands that never encode text; the torch tower answers in ~40 ms
+    onnx.dim = encoder.dim
+    return onnx

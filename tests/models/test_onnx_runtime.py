@@ -69,6 +69,12 @@ def test_openclip_towers_match_torch_and_text_keeps_the_trim(tiny_home: Path) ->
     assert len([g for g in graphs if g.startswith("text-")]) == 2
 
 
+def test_describing_an_onnx_encoder_builds_no_text_session(tmp_path: Path) -> None:
+    onnx = load_encoder(TINY, runtime="onnx", home=tmp_path)
+    assert onnx.describe()["dim"] == load_encoder(TINY).dim
+    assert onnx.text_tower._sessions == {} and not list(Paths.at(tmp_path).onnx.rglob("text-*.onnx"))
+
+
 def test_dynamic_batch_one_graph_for_every_batch_size(tiny_home: Path) -> None:
     reference, onnx = load_encoder(TINY), load_encoder(TINY, runtime="onnx", home=tiny_home)
     for n in (1, 5):

@@ -120,15 +120,17 @@ def show_effects(effects: PromptEffects) -> None:
         f"AUROC on {effects.split} ({effects.n_cases} films) is {full} with every prompt; each row is the AUROC "
         "without that prompt, and its effect (positive: the prompt helps)"
     )
-    left, right = st.columns([3, 2])
+    table = effects.effects.sort_values("effect", ascending=False, na_position="last")
+    table = table.rename(columns={"auroc_without": "AUROC without"})
+    if not table["note"].astype(bool).any():
+        table = table.drop(columns=["note"])
+    config = {"prompt": st.column_config.TextColumn(width="large")}
+    ui.table(table.round(4), "prompt_effects", height=260, column_config=config)
+    left, _ = st.columns([3, 2])
     with left:
-        table = effects.effects.sort_values("effect", ascending=False, na_position="last")
-        table = table.rename(columns={"auroc_without": "AUROC without", "effect": "effect"})
-        if not table["note"].astype(bool).any():
-            table = table.drop(columns=["note"])
-        config = {"prompt": st.column_config.TextColumn(width="large")}
-        ui.table(table.round(4), "prompt_effects", height=260, column_config=config)
-    with right:
+        st.caption(
+            "The prompts' own map: each prompt, and each class's centroid (x), on their two principal axes"
+        )
         fig = px.scatter(
             effects.prompt_map,
             x="x",
@@ -136,7 +138,7 @@ def show_effects(effects: PromptEffects) -> None:
             color="class",
             symbol="kind",
             hover_data={"text": True, "x": False, "y": False},
-            height=260,
+            height=320,
             symbol_map={"prompt": "circle", "centroid": "x"},
             color_discrete_sequence=px.colors.qualitative.D3,
             labels={"x": "PC 1", "y": "PC 2"},
