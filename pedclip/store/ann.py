@@ -31,8 +31,14 @@ class IndexConfig:
     ef_search: int = 128  # HNSW query breadth: recall vs latency (see tests/store/test_index.py)
     ivf_lists: int = 0  # IVF lists; 0 = about 4 sqrt(n), within [8, 16384]
     pq_bytes: int = 64  # PQ code bytes per vector (8-bit subquantizers); reduced until it divides the dim
-    train_max: int = 100_000  # vectors sampled to train the coarse quantizer and the PQ codebooks
-    nprobe: int = 32  # IVF lists visited per query
+    train_max: int = 100_000  # vectors sampled to train the quantizer and PQ codebooks: at least this many,
+    train_per_list: int = 40  # or this many per IVF list (k-means wants >= 39 a centroid), at most train_cap
+    train_cap: int = 600_000  # 1.2 GB of 512-d float32 while training: within the 6 GB build budget
+    nprobe: int = 32  # IVF lists visited per query, at least; more past 4,000 lists (`nprobe_for`)
+    nprobe_share: float = 0.008  # ... so that ~0.8% of the lists are visited, as 32 of 4,000 at 1M
+    # search breadth of the HNSW coarse quantizer (> 4,096 lists), adding and querying: at faiss's default 16
+    # recall@10 at 2M was 0.669, at 128 it is 0.927 (bench/README.md)
+    quantizer_ef: int = 128
     # IVF-PQ: rescore rerank x k candidates exactly from the scanning matrix; at 1M clustered vectors (64-byte
     # codes, nprobe 32) recall@10 is 0.910 at 10, 0.983 at 20, 0.999 at 40, for 3.3, 3.3, 3.8 ms a query
     # (bench/README.md): the PQ ranking, not nprobe (64 changed nothing), is what loses neighbours
@@ -49,12 +55,23 @@ class IndexConfig:
     def lists_for(self, count: int) -> int:
         return self.ivf_lists or int(min(16_384, max(8, 4 * math.sqrt(count))))
 
+    def train_for(self, lists: int) -> int:
+        return max(self.train_max, min(self.train_cap, self.train_per_list * lists))
+
+    def nprobe_for(self, lists: int) -> int:
+        return min(lists, max(self.nprobe, math.ceil(self.nprobe_share * lists)))
+
     def build_params(self, kind: str, count: int, dim: int) -> dict:
         """What identifies a build of `kind` (a stored index built otherwise is rebuilt)."""
         if kind == "hnsw":
             return {"hnsw_m": self.hnsw_m, "ef_construction": self.ef_construction}
         if kind == "ivfpq":
-            return {"lists": self.lists_for(count), "pq_bytes": pq_bytes_for(self.pq_bytes, dim)}
+            lists = self.lists_for(count)
+            return {
+                "lists": lists,
+                "pq_bytes": pq_bytes_for(self.pq_bytes, dim),
+                "train": min(count, self.train_for(lists)),  # the training sample's size, at most
+            }
         return {}
 
 
@@ -88,10 +105,16 @@ def set_search_params(index: faiss.Index, config: IndexConfig) -> None:
     if isinstance(inner, faiss.IndexHNSW):
         inner.hnsw.efSearch = config.ef_search
     elif isinstance(inner, faiss.IndexIVF):
-        inner.nprobe = config.nprobe
-        quantizer = faiss.downcast_index(inner.quantizer)
-        if isinstance(quantizer, faiss.IndexHNSW):
-            quantizer.hnsw.efSearch = max(64, 2 * config.nprobe)
+        inner.nprobe = config.nprobe_for(inner.nlist)
+        set_quantizer_breadth(inner, max(config.quantizer_ef, 2 * inner.nprobe))
+
+
+def set_quantizer_breadth(inner: faiss.IndexIVF, ef: int) -> None:
+    """An HNSW coarse quantizer's efSearch: at faiss's default (16) adding assigns many vectors to a list
+    that is not their nearest centroid's, and queries then miss them (recall@10 0.67 at 2M, 5,657 lists)."""
+    quantizer = faiss.downcast_index(inner.quantizer)
+    if isinstance(quantizer, faiss.IndexHNSW):
+        quantizer.hnsw.efSearch = ef
 
 
 def held_out(count: int, config: IndexConfig) -> np.ndarray:
@@ -109,10 +132,13 @@ def fill_index(
     if not inner.is_trained:
         rng = np.random.default_rng(config.seed)
         pool = np.setdiff1d(np.arange(len(rows)), np.asarray(keep_out, dtype=np.int64))
-        sample = np.sort(rng.choice(pool, size=min(len(pool), config.train_max), replace=False))
+        size = min(len(pool), config.train_for(inner.nlist))
+        sample = np.sort(rng.choice(pool, size=size, replace=False))
         for clustering in (inner.cp, inner.pq.cp):  # a small sample is expected: no warning per codebook
             clustering.min_points_per_centroid = 1
         inner.train(source.take(rows[sample]))
+    if isinstance(inner, faiss.IndexIVF):
+        set_quantizer_breadth(inner, config.quantizer_ef)
     for start in range(0, len(rows), config.add_chunk):
         stop = start + config.add_chunk
         index.add_with_ids(source.take(rows[start:stop]), np.ascontiguousarray(uids[start:stop]))

@@ -41,7 +41,7 @@ def test_ivfpq_serves_only_the_right_datasets_cases_with_recall_recorded(store) 
     ours = {case_uid("ds", r.case_id) for r in rows}
     assert set(found["uid"]) <= ours and set(found["case_id"]) <= {r.case_id for r in rows}
     sidecar = json.loads(index_path(store, FP, "ds").with_suffix(".json").read_text())
-    assert sidecar["params"] == {"lists": 16, "pq_bytes": 8}
+    assert sidecar["params"] == {"lists": 16, "pq_bytes": 8, "train": len(rows)}
     assert sidecar["recall"]["recall_queries"] == 50 and 0.0 <= sidecar["recall"]["recall_at_10"] <= 1.0
     assert index.describe()["recall_at_10"] == sidecar["recall"]["recall_at_10"] >= 0.8  # reranked exactly
     loaded = ensure_index(store, FP, "ds", SMALL_IVFPQ)  # memory-mapped from the file
@@ -90,3 +90,33 @@ def test_exact_top_equals_brute_force() -> None:
     uids = np.arange(250, dtype=np.int64) * 3
     top = exact_top(Source(), np.arange(250), uids, queries, k=7, chunk=60)
     np.testing.assert_array_equal(top, uids[brute_force(vectors, queries, 7)[0]])
+
+
+def test_ivfpq_scales_its_training_sample_and_lists_visited_with_the_lists():
+    config = IndexConfig()
+    assert config.train_for(4_000) == 160_000 and config.train_for(100) == 100_000  # >= train_max
+    assert config.train_for(16_384) == 600_000  # capped
+    assert config.nprobe_for(4_000) == 32 and config.nprobe_for(5_657) == 46 and config.nprobe_for(16) == 16
+
+
+def test_an_hnsw_coarse_quantizer_searches_wide_while_adding_and_querying():
+    import faiss
+
+    from pedclip.store.ann import fill_index, inner_index, new_index, set_search_params
+
+    class Rows:  # the matrix's `take`, over an array
+        def __init__(self, vectors):
+            self.vectors = vectors
+
+        def take(self, rows):
+            return self.vectors[rows]
+
+    config = IndexConfig(ivf_lists=4_200, pq_bytes=4, train_max=4_300)
+    vectors = np.random.default_rng(0).normal(size=(4_300, 8)).astype(np.float32)
+    index = new_index(8, "ivfpq", len(vectors), config)
+    quantizer = faiss.downcast_index(inner_index(index).quantizer)
+    assert isinstance(quantizer, faiss.IndexHNSW) and quantizer.hnsw.efSearch == 16  # faiss's default
+    fill_index(index, np.arange(len(vectors)), np.arange(len(vectors)), Rows(vectors), config)
+    assert quantizer.hnsw.efSearch == 128  # set before the vectors were assigned to lists
+    set_search_params(index, config)
+    assert inner_index(index).nprobe == 34 and quantizer.hnsw.efSearch == 128
