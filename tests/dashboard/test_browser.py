@@ -78,6 +78,10 @@ def test_every_page_in_a_real_browser(server, browser, tmp_path):
     wait_count(page, ".scatterlayer .point", 40)
     assert page.locator(".scatterlayer .point").count() == 40
     page.locator(".scatterlayer .point").first.click(force=True)
+    picked = page.locator('[data-testid="stMarkdownContainer"]', has_text=" · split ").first.inner_text(
+        timeout=30_000
+    )
+    assert " · normal · " in picked or " · pneumonia · " in picked, picked  # the clicked film's class, named
     page.get_by_role("button", name="Open its neighbors").click(timeout=30_000)
     page.wait_for_selector("h1:has-text('Neighbors')", timeout=30_000)
     page.go_back()

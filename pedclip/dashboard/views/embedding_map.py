@@ -125,6 +125,7 @@ def show_selection(chosen: pd.DataFrame) -> None:
         return
     if len(chosen) == 1:
         case = chosen.iloc[0].to_dict()
+        case["label"] = case["label_code"]  # the caption names the class from its code
         right = ui.film_beside(case, f"**{ui.case_caption(case)}** · split {case.get('split')}")
         if right.button("Open its neighbors", key="map_open"):
             ui.open_neighbors(case["dataset"], case["case_id"])
