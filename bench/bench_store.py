@@ -248,6 +248,7 @@ def ivfpq_child(args) -> None:
         return np.take_along_axis(ids, order, 1)
 
     if args.phase == "build":
+        private = _PrivatePeak().start()
         start = time.perf_counter()
         index = new_index(DIM, "ivfpq", n, config)
         chosen = held_out(n, config)
@@ -264,7 +265,7 @@ def ivfpq_child(args) -> None:
                 lambda q, k, c=tried: search(index, q, k, c), source, uids, rows, chosen, tried
             )
             sweep[f"nprobe {nprobe}, rerank {rerank}"] = found["recall_at_10"]
-        out = {"build_s": build_s, "rss_gb": _peak_rss_gb(), **recall, "sweep": sweep,
+        out = {"build_s": build_s, "rss_gb": _peak_rss_gb(), "private_gb": private.stop(), **recall, "sweep": sweep,
                "nprobe": config.nprobe_for(config.lists_for(n)),
                "params": config.build_params("ivfpq", n, DIM), "bytes": (folder / "index.faiss").stat().st_size}  # fmt: skip
     else:
@@ -288,6 +289,30 @@ def _peak_rss_gb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+class _PrivatePeak:
+    """The peak of private (anon) resident memory, sampled every 0.2 s: the build maps the whole vector file,
+    so VmHWM counts gigabytes of shared, clean page cache the build does not need."""
+
+    def __init__(self):
+        import threading
+
+        self.peak, self._done = 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def start(self) -> _PrivatePeak:
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.2):
+            self.peak = max(self.peak, _rss_parts_gb()["anon_gb"])
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join()
+        return max(self.peak, _rss_parts_gb()["anon_gb"])
 
 
 def _rss_parts_gb() -> dict:
@@ -330,7 +355,8 @@ def bench_ivfpq(args) -> None:
     build, query = figures["build"], figures["query"]
     _say(f"IVF-PQ {build['params']} build over {args.n}", f"{build['build_s']:.0f} s")
     _say("index file (codes + ids + lists)", f"{build['bytes'] / 2**20:.0f} MB")
-    _say("peak RSS during build", f"{build['rss_gb']:.2f} GB", "< 6 GB")
+    _say("peak RSS during build (incl. the vector file's page cache)", f"{build['rss_gb']:.2f} GB")
+    _say("  peak private memory during build", f"{build['private_gb']:.2f} GB", "< 6 GB")
     _say("peak RSS during queries (index mapped)", f"{query['rss_gb']:.2f} GB", "< 2 GB")
     _say(
         "  of which private / file pages mapped, at the end",
