@@ -242,7 +242,7 @@ def ivfpq_child(args) -> None:
     config, rows = IndexConfig(), np.arange(n)
 
     def search(index, queries, k, config=config):
-        sims, ids = index.search(queries, k * config.rerank)
+        sims, ids = index.search(queries, k * config.rerank_for(n))
         exact = np.einsum("qd,qcd->qc", queries, source.take(ids.ravel()).reshape(*ids.shape, DIM))
         order = np.argsort(-exact, axis=1)[:, :k]
         return np.take_along_axis(ids, order, 1)
@@ -259,13 +259,13 @@ def ivfpq_child(args) -> None:
         recall = measure_recall(lambda q, k: search(index, q, k), source, uids, rows, chosen, config)
         sweep = {}  # what visiting more lists or reranking deeper would buy, on the same held-out queries
         for nprobe, rerank in ((32, 20), (64, 20), (128, 20), (64, 50)):
-            tried = replace(config, nprobe=nprobe, nprobe_share=0.0, rerank=rerank)
+            tried = replace(config, nprobe=nprobe, nprobe_share=0.0, rerank=rerank, rerank_wide=rerank)
             set_search_params(index, tried)
             found = measure_recall(
                 lambda q, k, c=tried: search(index, q, k, c), source, uids, rows, chosen, tried
             )
             sweep[f"nprobe {nprobe}, rerank {rerank}"] = found["recall_at_10"]
-        out = {"build_s": build_s, "rss_gb": _peak_rss_gb(), "private_gb": private.stop(), **recall, "sweep": sweep,
+        out = {"rerank": config.rerank_for(n), "build_s": build_s, "rss_gb": _peak_rss_gb(), "private_gb": private.stop(), **recall, "sweep": sweep,
                "nprobe": config.nprobe_for(config.lists_for(n)),
                "params": config.build_params("ivfpq", n, DIM), "bytes": (folder / "index.faiss").stat().st_size}  # fmt: skip
     else:
@@ -362,7 +362,7 @@ def bench_ivfpq(args) -> None:
         "  of which private / file pages mapped, at the end",
         f"{query['anon_gb']:.2f} / {query['file_gb']:.2f} GB",
     )
-    _say(f"single query k=10 (nprobe {build['nprobe']}, rerank 20), median", f"{query['median_ms']:.1f} ms",
+    _say(f"single query k=10 (nprobe {build['nprobe']}, rerank {build['rerank']}), median", f"{query['median_ms']:.1f} ms",
          "< 20 ms")  # fmt: skip
     _say("  p90", f"{query['p90_ms']:.1f} ms")
     _say("recall@10 vs exact (200 held-out members)", f"{build['recall_at_10']:.3f}", ">= 0.90")

@@ -43,6 +43,10 @@ class IndexConfig:
     # codes, nprobe 32) recall@10 is 0.910 at 10, 0.983 at 20, 0.999 at 40, for 3.3, 3.3, 3.8 ms a query
     # (bench/README.md): the PQ ranking, not nprobe (64 changed nothing), is what loses neighbours
     rerank: int = 20
+    # from 2M vectors on the PQ ranking loses more: recall@10 at rerank 20 / 50 was 0.927 / 0.969 at 2M and
+    # 0.869 / 0.950 at 5M (nprobe 64-72, bench/README.md), for ~1 ms more a query
+    rerank_wide: int = 50
+    rerank_wide_from: int = 2_000_000
     recall_queries: int = 200  # held-out members whose recall@10 against exact search is measured at build
     add_chunk: int = 100_000  # rows read from the matrix at a time while adding
     seed: int = 0
@@ -57,6 +61,10 @@ class IndexConfig:
 
     def train_for(self, lists: int) -> int:
         return max(self.train_max, min(self.train_cap, self.train_per_list * lists))
+
+    def rerank_for(self, count: int) -> int:
+        """Candidates rescored exactly per neighbour wanted, for an IVF-PQ index over `count` vectors."""
+        return self.rerank_wide if count >= self.rerank_wide_from else self.rerank
 
     def nprobe_for(self, lists: int) -> int:
         return min(lists, max(self.nprobe, math.ceil(self.nprobe_share * lists)))

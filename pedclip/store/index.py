@@ -219,7 +219,14 @@ def ensure_index(
         action = "built"
     set_search_params(index, config)
     return NeighborIndex(
-        index, _lookup(store, dataset), kind, action, sidecar, listing, matrix, config.rerank
+        index,
+        _lookup(store, dataset),
+        kind,
+        action,
+        sidecar,
+        listing,
+        matrix,
+        config.rerank_for(len(listing.uids)),
     )
 
 
@@ -260,7 +267,7 @@ def _build(kind: str, params: dict, listing: Listing, matrix: VectorMatrix, conf
         recall = {"recall_at_10": 1.0, "recall_queries": 0, "k": 10}
     else:
         set_search_params(index, config)
-        probe = NeighborIndex(index, {}, kind, "built", sidecar, listing, matrix, config.rerank)
+        probe = NeighborIndex(index, {}, kind, "built", sidecar, listing, matrix, config.rerank_for(count))
         recall = measure_recall(
             lambda q, k: probe.search_ids(q, k)[1], matrix, listing.uids, listing.rows, chosen, config
         )

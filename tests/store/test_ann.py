@@ -97,6 +97,7 @@ def test_ivfpq_scales_its_training_sample_and_lists_visited_with_the_lists():
     assert config.train_for(4_000) == 160_000 and config.train_for(100) == 100_000  # >= train_max
     assert config.train_for(16_384) == 600_000  # capped
     assert config.nprobe_for(4_000) == 32 and config.nprobe_for(5_657) == 46 and config.nprobe_for(16) == 16
+    assert config.rerank_for(1_999_999) == 20 and config.rerank_for(2_000_000) == 50
 
 
 def test_an_hnsw_coarse_quantizer_searches_wide_while_adding_and_querying():
