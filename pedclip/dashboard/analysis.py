@@ -71,32 +71,6 @@ def partner_runs(runs: pd.DataFrame, run_id: str) -> list[str]:
     return partners["run_id"].iloc[np.argsort(same_model.to_numpy(), kind="stable")].tolist()
 
 
-QUADRANTS = ("Both right", "Only A right", "Only B right", "Both wrong")
-
-
-def quadrants(aligned: pd.DataFrame, threshold_a: float, threshold_b: float) -> pd.DataFrame:
-    """Two runs' aligned cases (label, score_a, predicted_a, score_b, predicted_b) with `quadrant` (one of
-    QUADRANTS, judged on each run's stored decision) and margin_a/_b = |score - threshold|, how sure each run
-    was. Ordered by quadrant, then most confident errors first: by the wrong run's margin (both wrong: the sum
-    of the two); both right: the closest call (smaller margin) first. Ties by dataset and case_id."""
-    right_a = (aligned["predicted_a"] == aligned["label"]).to_numpy()
-    right_b = (aligned["predicted_b"] == aligned["label"]).to_numpy()
-    out = aligned.assign(
-        margin_a=(aligned["score_a"] - threshold_a).abs(), margin_b=(aligned["score_b"] - threshold_b).abs()
-    )
-    out["quadrant"] = np.select(
-        [right_a & right_b, right_a & ~right_b, ~right_a & right_b], QUADRANTS[:3], QUADRANTS[3]
-    )
-    surest_error = np.select(
-        [right_a & right_b, right_a & ~right_b, ~right_a & right_b],
-        [-np.minimum(out["margin_a"], out["margin_b"]), out["margin_b"], out["margin_a"]],
-        out["margin_a"] + out["margin_b"],
-    )
-    order = pd.Categorical(out["quadrant"], categories=QUADRANTS, ordered=True)
-    out = out.assign(_q=order, _key=-surest_error).sort_values(["_q", "_key", "dataset", "case_id"])
-    return out.drop(columns=["_q", "_key"]).reset_index(drop=True)
-
-
 def format_p(p: float | None) -> str:
     """A p-value with 3 decimals, '<0.001' below that, 'n/a' when the test was not defined."""
     if p is None or (isinstance(p, float) and math.isnan(p)):

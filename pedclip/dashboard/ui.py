@@ -208,6 +208,16 @@ def thumbnail(case: dict) -> bytes | None:
         return None
 
 
+def selected_cases(event, cases: pd.DataFrame) -> pd.DataFrame:
+    """The cases a click, box or lasso selected, in the order they were picked (each once)."""
+    points = (event or {}).get("selection", {}).get("points", []) if event else []
+    keys = list(dict.fromkeys(tuple(p["customdata"][:2]) for p in points if p.get("customdata")))
+    if not keys:
+        return cases.iloc[0:0]
+    wanted = pd.DataFrame(keys, columns=["dataset", "case_id"])
+    return wanted.merge(cases, on=["dataset", "case_id"], how="inner")
+
+
 def film_beside(case: dict, text: str):
     """A case's thumbnail with `text` to its right; returns that right-hand column (for the case's buttons)."""
     left, right = st.columns([1, 4])

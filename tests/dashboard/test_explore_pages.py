@@ -81,7 +81,7 @@ def test_map_is_kept_in_the_store_and_a_second_model_sits_beside_it(app, own_hom
 
 
 def test_a_box_or_lasso_selection_is_every_picked_film_once():
-    from pedclip.dashboard.views.embedding_map import selected_cases
+    from pedclip.dashboard.ui import selected_cases
 
     cases = pd.DataFrame({"dataset": ["t"] * 4, "case_id": list("abcd"), "label": [0, 1, 1, 0]})
     points = [{"customdata": ["t", c]} for c in ("c", "a", "c", "z")]  # z is not on this map

@@ -46,18 +46,8 @@ def with_run(cases: pd.DataFrame, run_id: str, class_names: list[str]) -> pd.Dat
     return out
 
 
-def selected_cases(event, cases: pd.DataFrame) -> pd.DataFrame:
-    """The cases a click, box or lasso selected, in the order they were picked (each once)."""
-    points = (event or {}).get("selection", {}).get("points", []) if event else []
-    keys = list(dict.fromkeys(tuple(p["customdata"][:2]) for p in points if p.get("customdata")))
-    if not keys:
-        return cases.iloc[0:0]
-    wanted = pd.DataFrame(keys, columns=["dataset", "case_id"])
-    return wanted.merge(cases, on=["dataset", "case_id"], how="inner")
-
-
 def selected_case(event, cases: pd.DataFrame) -> dict | None:
-    chosen = selected_cases(event, cases)
+    chosen = ui.selected_cases(event, cases)
     return chosen.iloc[0].to_dict() if len(chosen) else None
 
 
@@ -191,7 +181,7 @@ def render() -> None:
             event = st.plotly_chart(
                 fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key=key, width="stretch"
             )
-        chosen.append(selected_cases(event, cases))
+        chosen.append(ui.selected_cases(event, cases))
     picked_cases = pd.concat(chosen).drop_duplicates(["dataset", "case_id"]) if chosen else pd.DataFrame()
     show_selection(picked_cases)
 

@@ -9,6 +9,7 @@ import plotly.express as px
 import streamlit as st
 
 from pedclip.dashboard import analysis, ui
+from pedclip.eval.paired_runs import QUADRANTS, quadrants
 from pedclip.eval.record import RunRecord
 
 RESAMPLES = 1000  # paired bootstrap draws, as `pedclip compare`: about 0.6 s for 1,000 cases on 2 busy cores
@@ -124,15 +125,6 @@ def scatter(cases: pd.DataFrame, runs: tuple[RunRecord, RunRecord], names: list[
     return fig
 
 
-def selected(event, cases: pd.DataFrame) -> dict | None:
-    points = (event or {}).get("selection", {}).get("points", []) if event else []
-    if not points:
-        return None
-    dataset, case_id = points[0]["customdata"][:2]
-    match = cases[(cases["dataset"] == dataset) & (cases["case_id"] == case_id)]
-    return match.iloc[0].to_dict() if len(match) else None
-
-
 def caption(names: list[str]):
     def text(case: dict) -> str:
         label = dict(enumerate(names)).get(case["label"], "?")
@@ -144,11 +136,11 @@ def caption(names: list[str]):
 def quadrant_tabs(cases: pd.DataFrame, names: list[str]) -> None:
     """One tab per quadrant: a gallery of at most GALLERY films and a table of all its cases."""
     counts = cases["quadrant"].value_counts()
-    titles = [f"{q} ({int(counts.get(q, 0))})" for q in analysis.QUADRANTS]
+    titles = [f"{q} ({int(counts.get(q, 0))})" for q in QUADRANTS]
     cases = cases.assign(**{"class": cases["label"].map(dict(enumerate(names)))})
     columns = ["case_id", "class", "score_a", "predicted_a", "score_b", "predicted_b", "margin_a", "margin_b",
                "patient_id", "split"]  # fmt: skip
-    for tab, quadrant in zip(st.tabs(titles), analysis.QUADRANTS, strict=True):
+    for tab, quadrant in zip(st.tabs(titles), QUADRANTS, strict=True):
         mine = cases[cases["quadrant"] == quadrant]
         key = "sbs_" + quadrant.lower().replace(" ", "_")
         with tab:
@@ -184,15 +176,16 @@ def render() -> None:
     names = ui.class_names(dataset)
     # a top-1 axis is the probability of the class picked: how sure a run was is its distance from one half
     thresholds = [r.threshold if r.auc_score_kind == "p_positive" else 0.5 for r in records]
-    cases = analysis.quadrants(comparison.aligned.frame, *thresholds)
+    cases = quadrants(comparison.aligned.frame, *thresholds)
     films = ui.dataset_cases(dataset).drop(columns=["label", "patient_id"], errors="ignore")
     cases = cases.merge(films, on=["dataset", "case_id"], how="left")
     st.subheader("Scores")
     st.caption(f"{len(cases)} cases · click a point to see its film")
     fig = scatter(cases, records, names)
     event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key="sbs_chart", width="stretch")
-    case = selected(event, cases)
-    if case is not None:
+    chosen = ui.selected_cases(event, cases)
+    if len(chosen):
+        case = chosen.iloc[0].to_dict()
         right = ui.film_beside(case, f"**{caption(names)(case)}** · {case['quadrant']}")
         if right.button("Open its case card", key="sbs_open"):
             ui.open_case(case["dataset"], case["case_id"])
