@@ -15,6 +15,7 @@ from resuming the same run; the kernel drops it when that process dies, even by 
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import functools
 import hashlib
@@ -159,7 +160,7 @@ def _writer() -> ThreadPoolExecutor:
 
 
 def _copied(state: dict) -> dict:
-    return torch.utils._pytree.tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x, state)
+    return copy.deepcopy(state)  # tensors cloned, so the write sees this epoch's values
 
 
 def _is_best(result, epoch: int) -> bool:
