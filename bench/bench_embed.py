@@ -101,6 +101,29 @@ def write_jpegs(folder: Path, n: int) -> list[CaseRow]:
     return rows
 
 
+KERMANY = Path(__file__).resolve().parents[2] / "shared" / "data" / "kermany-sample"
+
+
+def write_film_jpegs(folder: Path, n: int) -> list[CaseRow]:
+    """n 1500x1200 JPEGs (quality 90) of real chest films: the Kermany sample in shared/data (CC BY 4.0, see its
+    README; read, never copied into the repository) resized to the size the issue names, cycled, each copy
+    made distinct by a JPEG comment. Real films hold ~1 bit a pixel against `write_jpegs`' noise's ~3, so
+    they decode in about half the time: the two bracket what a user's files cost."""
+    folder.mkdir(parents=True)
+    sources = sorted(KERMANY.rglob("*.jpeg"))
+    if not sources:
+        raise SystemExit(f"no JPEGs under {KERMANY}; the film pipeline needs the shared data sample")
+    films = [Image.open(f).convert("L").resize((1500, 1200), Image.Resampling.BICUBIC) for f in sources]
+    rows = []
+    for i in range(n):
+        buffer = io.BytesIO()
+        films[i % len(films)].save(buffer, "JPEG", quality=90, comment=f"copy {i}".encode())
+        path = folder / f"f{i:05d}.jpg"
+        path.write_bytes(buffer.getvalue())
+        rows.append(row(i, str(path), hashlib.sha256(buffer.getvalue()).hexdigest()))
+    return rows
+
+
 def sequential(encoder, rows: list[CaseRow], batch: int) -> float:
     """The study's way: decode + preprocess everything in this process, then encode in batches."""
     start = time.perf_counter()

@@ -3,14 +3,16 @@
 1. towers: img/s of torch eager fp32, ORT fp32 and ORT int8 at batch 32 (random weights): ViT-B/32 (open_clip),
    MedCLIP's Swin-T and ResNet-50; export+verify seconds; cosine of ORT fp32 and int8 to torch.
 2. text: 2 prompts through the ViT-B/32 text tower, torch (trimmed) vs ORT (trimmed-length graph), ms.
-3. pipeline: 1500x1200 JPEGs through `embed_dataset` with ORT (exact decode, and --jpeg-draft) vs the ORT
-   model alone, and vs the study-style loop in torch (decode + preprocess everything, then encode).
+3. pipeline: 1500x1200 JPEGs (noise-heavy synthetic ones, and real films from shared/data re-encoded at that
+   size) through `embed_dataset` with ORT, each reader (threads between batches, the CPU default; processes
+   overlapping the model) with exact decode and --jpeg-draft, vs the ORT model alone (measured just before and
+   after each run) and vs the study-style loop in torch (decode + preprocess everything, then encode).
 4. int8 verdicts (--demo-home: a `pedclip demo --quick` home; --mnist: also PneumoniaMNIST): cosine of int8 to
    fp32 vectors, zero-shot AUROC, linear-probe AUROC and kNN recall@10 (overlap of each test image's 10
    nearest training images under int8 with those under fp32).
 5. demo (--demo-home): the demo's embedding step with torch, with ORT exporting first, with ORT graphs on disk.
 
-    python bench/bench_runtime.py [--batch 32] [--reps 3] [--jpegs 96] [--demo-home DIR] [--mnist]
+    python bench/bench_runtime.py [--batch 32] [--reps 3] [--jpegs 256] [--demo-home DIR] [--mnist]
         [--only towers,text,pipeline,demo,verdicts]
 """
 
@@ -30,7 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_embed import add_dataset, sequential, write_jpegs  # noqa: E402
+from bench_embed import add_dataset, sequential, write_film_jpegs, write_jpegs  # noqa: E402
 
 from pedclip.embed.pipeline import EmbedConfig, embed_dataset  # noqa: E402
 from pedclip.models import load_encoder  # noqa: E402
@@ -135,22 +137,34 @@ def bench_pipeline(root: Path, n: int, batch: int, reps: int) -> None:
     torch_encoder = load_encoder(VIT)
     ort = onnx_encoder(torch_encoder, root)
     with tempfile.TemporaryDirectory() as tmp:
-        rows = write_jpegs(Path(tmp) / "jpegs", n)
-        seq = sequential(torch_encoder, rows, batch)
-        print(f"study-style loop in torch (decode + preprocess all, then encode), {n} JPEGs: {seq:.2f} img/s")
-        for draft in (False, True):
-            store = Store.open(Path(tmp) / f"home-{draft}")
-            add_dataset(store, "jpegs", rows)
-            config = EmbedConfig(batch_size=batch, workers=1, use_pixel_cache=False, jpeg_draft=draft)
-            before = model_rate(ort, batch, reps)
-            rate = embed_dataset(store, ort, "jpegs", config).images_per_s
-            after = model_rate(ort, batch, reps)
-            alone = (before + after) / 2
+        for kind, write in (("real films", write_film_jpegs), ("noise", write_jpegs)):
+            rows = write(Path(tmp) / kind, n)
+            kb = np.mean([os.path.getsize(r.path) for r in rows]) / 1024
+            seq = sequential(torch_encoder, rows, batch)
             print(
-                f"pipeline from JPEGs, ORT fp32, 1 decoding worker, {'--jpeg-draft' if draft else 'exact decode'}: "
-                f"{rate:.2f} img/s = {100 * rate / alone:.0f}% of ORT model alone ({before:.2f} before, "
-                f"{after:.2f} after); {rate / seq:.2f}x the torch study loop ({load()})"
+                f"{n} JPEGs 1500x1200, {kind} ({kb:.0f} kB each): study-style loop in torch {seq:.2f} img/s"
             )
+            for reader in ("threads", "processes"):
+                for draft in (False, True):
+                    store = Store.open(Path(tmp) / f"home-{kind}-{reader}-{draft}")
+                    add_dataset(store, "jpegs", rows)
+                    workers = None if reader == "threads" else 1
+                    config = EmbedConfig(
+                        batch_size=batch,
+                        reader=reader,
+                        workers=workers,
+                        use_pixel_cache=False,
+                        jpeg_draft=draft,
+                    )
+                    before = model_rate(ort, batch, reps)
+                    rate = embed_dataset(store, ort, "jpegs", config).images_per_s
+                    after = model_rate(ort, batch, reps)
+                    alone = (before + after) / 2
+                    print(
+                        f"   pipeline, ORT fp32, reader {reader}, {'--jpeg-draft' if draft else 'exact decode'}: "
+                        f"{rate:.2f} img/s = {100 * rate / alone:.0f}% of ORT model alone ({before:.2f} before, "
+                        f"{after:.2f} after); {rate / seq:.2f}x the torch study loop ({load()})"
+                    )
 
 
 def bench_verdicts(home: Path, mnist: bool) -> None:
@@ -250,7 +264,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--text-reps", type=int, default=15)
-    parser.add_argument("--jpegs", type=int, default=96)
+    parser.add_argument("--jpegs", type=int, default=256)
     parser.add_argument(
         "--demo-home", type=Path, help="a `pedclip demo --quick` home (for the int8 verdicts)"
     )

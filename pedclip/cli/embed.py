@@ -13,7 +13,9 @@ from pedclip.cli.options import AsJson, Dataset, Device, Dtype, Model, Runtime, 
 from pedclip.errors import PedclipError
 
 ENGINES = ("local", "ray")
-ENGINE_HELP = "local: decoding processes + this process | ray: Ray Data (pip install 'pedclip[ray]')"
+ENGINE_HELP = (
+    "local: this process (+ decoding threads or processes) | ray: Ray Data (pip install 'pedclip[ray]')"
+)
 ADDRESS_HELP = "--engine ray: auto, HOST:PORT or ray://HOST:PORT of a Ray cluster (default: start one here)"
 GPUS_HELP = "--engine ray: GPUs per encoder actor (default 1 with --device cuda, else 0)"
 
@@ -46,11 +48,17 @@ def embed(
     dataset: Dataset,
     weights: Weights = None,
     batch_size: int = typer.Option(32, "--batch-size", help="images per model forward"),
+    reader: str = typer.Option(
+        "auto",
+        "--reader",
+        help="how images are decoded: threads (between the model's batches: best on a CPU) | processes "
+        "(while the model runs: best on a GPU) | auto (by --device)",
+    ),
     workers: int = typer.Option(
         None,
         "--workers",
-        help="decoding processes (default: half the cores; 0: none); with --engine ray and no --address: "
-        "the local Ray instance's CPUs (default: all cores)",
+        help="decoders (threads: default all cores; processes: default half the cores; 0: the main thread); "
+        "with --engine ray and no --address: the local Ray instance's CPUs (default: all cores)",
     ),
     chunk_size: int = typer.Option(
         256, "--chunk-size", help="images per committed chunk (what a kill can lose)"
@@ -81,6 +89,7 @@ def embed(
         raise PedclipError("--address, --actors and --gpus-per-actor need --engine ray")
     config = EmbedConfig(
         batch_size=batch_size,
+        reader=reader,
         workers=workers if engine == "local" else 0,  # with ray, --workers is the local instance's CPUs
         chunk_size=chunk_size,
         use_pixel_cache=not no_pixel_cache,

@@ -56,7 +56,11 @@ NoSave = Annotated[bool, typer.Option("--no-save", help="do not write the run to
 AsJson = Annotated[bool, typer.Option("--json", help="print one JSON document")]
 Workers = Annotated[
     int | None,
-    typer.Option("--workers", help="image-decoding processes (default: half the cores; 0: none)"),
+    typer.Option(
+        "--workers",
+        help="image decoders: threads between batches on a CPU (default: all cores), processes beside a GPU "
+        "(default: half the cores); 0: the main thread",
+    ),
 ]
 PRECISION_HELP = (
     "auto (paper CLIP: fp16-master; else bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16 (autocast, fp32 "

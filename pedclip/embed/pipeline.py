@@ -1,8 +1,8 @@
 """Reader -> encoder -> writer: fill the image-embedding cache for one (model, dataset).
 
-plan (which distinct images lack a vector for this fingerprint) -> read (worker processes: pixel cache
-or decode + geometry) -> encode (this process: normalise + model forward) -> write (one transaction per
-chunk). Killing the process loses at most the chunk in flight; a rerun plans again and finishes the job.
+plan (which distinct images lack a vector for this fingerprint) -> read (pixel cache or decode + geometry:
+worker processes overlapping a GPU model, or threads between the forwards of a CPU model, embed/reader.py)
+-> encode (this process: normalise + model forward) -> write (one transaction per chunk). Killing the process loses at most the chunk in flight; a rerun plans again and finishes the job.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from pedclip.embed.device import host_to_device
+from pedclip.embed.device import host_to_device, is_cuda
 from pedclip.embed.pixels import Decoder, DraftDecoder, default_decoder
-from pedclip.embed.reader import ImageRef, ReadBatch, ReadFailure, read_batches
+from pedclip.embed.reader import ImageRef, ReadBatch, ReadFailure, read_batches, read_batches_between
 from pedclip.errors import PedclipError
 from pedclip.models.base import Encoder
 from pedclip.store import Store
@@ -25,6 +25,7 @@ from pedclip.store.cases import cases_frame, get_dataset
 from pedclip.store.embeddings import missing_images, put_image_embeddings, register_model
 
 Progress = Callable[[int, int], None]  # (images done, images to do)
+READERS = ("auto", "threads", "processes")
 
 
 def default_workers() -> int:
@@ -35,7 +36,11 @@ def default_workers() -> int:
 @dataclass(frozen=True)
 class EmbedConfig:
     batch_size: int = 32  # images per model forward
-    workers: int | None = None  # decoding processes; None = half the cores, 0 = decode in this process
+    # threads: decode each batch between forwards with a thread per core (best when the model is on the CPU);
+    # processes: worker processes decode while the model runs (best on a GPU); auto: by the encoder's device.
+    reader: str = "auto"
+    # Decoders: threads (None = every core) or processes (None = half the cores); 0 = this thread alone.
+    workers: int | None = None
     chunk_size: int = 256  # images per committed transaction: the most a killed run can lose
     use_pixel_cache: bool = True  # read/write geometry arrays under Paths.pixels
     # Decode big JPEGs at 1/2-1/8 scale (PIL draft) while >= 2x the model input, then the same resize: ~30%
@@ -50,10 +55,24 @@ class EmbedConfig:
                 raise PedclipError(f"{name} must be at least 1; got {getattr(self, name)}")
         if self.workers is not None and self.workers < 0:
             raise PedclipError(f"workers must be 0 or more; got {self.workers}")
+        if self.reader not in READERS:
+            raise PedclipError(f"reader {self.reader!r} is not valid; expected one of: {', '.join(READERS)}")
 
     @property
     def resolved_workers(self) -> int:
+        """Decoding processes for the `processes` reader."""
         return default_workers() if self.workers is None else self.workers
+
+    def reader_for(self, device: str) -> str:
+        """`threads` or `processes`: what `auto` means for a model on `device`."""
+        if self.reader != "auto":
+            return self.reader
+        return "processes" if is_cuda(device) else "threads"
+
+    @property
+    def decode_threads(self) -> int:
+        """Decoding threads for the `threads` reader."""
+        return (os.cpu_count() or 1) if self.workers is None else self.workers
 
 
 @dataclass
@@ -195,15 +214,12 @@ def _run_stages(
     pixel_root = store.paths.pixels if config.use_pixel_cache else None
     if config.jpeg_draft and decoder is default_decoder:
         decoder = DraftDecoder(encoder.preprocess_config)
-    batches = read_batches(
-        refs,
-        encoder.preprocess_config,
-        pixel_root,
-        config.batch_size,
-        config.resolved_workers,
-        decoder,
-        config.start_method,
-    )
+    preprocess, size = encoder.preprocess_config, config.batch_size
+    if config.reader_for(encoder.device) == "threads":
+        batches = read_batches_between(refs, preprocess, pixel_root, size, config.decode_threads, decoder)
+    else:
+        workers = config.resolved_workers
+        batches = read_batches(refs, preprocess, pixel_root, size, workers, decoder, config.start_method)
     writer = ChunkWriter(store, encoder.fingerprint, config.chunk_size)
     done = 0
     for batch, vectors in encode_batches(encoder, batches, report.seconds):

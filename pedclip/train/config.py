@@ -60,7 +60,7 @@ class FinetuneConfig:
     val_split: str = "val"
     reembed: tuple[str, ...] = ()  # datasets to embed with the result besides the training dataset
     embed: bool = True  # embed the training and --reembed datasets with the fine-tuned model
-    embed_workers: int | None = None  # decoding processes for that embedding (None: half the cores; 0: none)
+    embed_workers: int | None = None  # decoders for that embedding (EmbedConfig.workers; 0: none)
     allow_leakage: bool = False  # sound: train even when the dataset's splits leak patients or images
     # transfer: whose validation split gives the target's Youden threshold: source (strictly zero-shot on the
     # target) | target (the target's own validation split)

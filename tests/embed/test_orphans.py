@@ -59,7 +59,7 @@ def test_sigkilled_embed_leaves_no_worker(tmp_path: Path) -> None:
     insert_dataset(Store.open(home), "big", write_images(tmp_path / "img", 160, size=(640, 560), fmt="JPEG"))
     entry = "import sys; from pedclip.cli import main; sys.exit(main(sys.argv[1:]))"
     command = [sys.executable, "-c", entry, "--home", str(home), "embed", "--model", "openclip:pedclip-tiny"]
-    command += ["--dataset", "big", "--workers", "2", "--batch-size", "2"]
+    command += ["--dataset", "big", "--reader", "processes", "--workers", "2", "--batch-size", "2"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     embed = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -10,7 +10,7 @@ from PIL import Image
 
 from pedclip.embed.pipeline import ChunkWriter, EmbedConfig, embed_dataset, plan_missing
 from pedclip.embed.pixels import PixelCache, load_pixels
-from pedclip.embed.reader import ImageRef, read_batches
+from pedclip.embed.reader import ImageRef, read_batches, read_batches_between
 from pedclip.errors import PedclipError
 from pedclip.models.base import geometry
 from pedclip.store.cases import cases_frame
@@ -29,13 +29,12 @@ def stored_by_path(store, fingerprint, dataset) -> dict[str, np.ndarray]:
     return dict(zip(frame["path"], vectors, strict=True))
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_pipeline_equals_direct_encoding(store, tmp_path, tiny_encoder, workers):
+@pytest.mark.parametrize(("reader", "workers"), [("threads", 0), ("threads", 2), ("processes", 2)])
+def test_pipeline_equals_direct_encoding(store, tmp_path, tiny_encoder, reader, workers):
     paths = write_images(tmp_path / "img", 11)
     insert_dataset(store, "ds", paths)
-    report = embed_dataset(
-        store, tiny_encoder, "ds", EmbedConfig(batch_size=4, workers=workers, chunk_size=5)
-    )
+    config = EmbedConfig(batch_size=4, reader=reader, workers=workers, chunk_size=5)
+    report = embed_dataset(store, tiny_encoder, "ds", config)
     assert (report.embedded, report.failed, report.cases) == (11, 0, 11)
     stored = stored_by_path(store, tiny_encoder.fingerprint, "ds")
     expected = direct_vectors(tiny_encoder, paths)
@@ -120,6 +119,45 @@ def test_reader_stage_keeps_order_across_workers(tmp_path, tiny_encoder):
         for x, y in zip(a.arrays, b.arrays, strict=True):
             np.testing.assert_array_equal(x, y)
     assert sum(b.cache_hits for b in read_batches(refs, cfg, tmp_path / "px", batch_size=4, workers=0)) == 9
+    between = list(read_batches_between(refs, cfg, None, batch_size=2, threads=3))
+    assert [b.shas for b in between] == [b.shas for b in serial]
+    for a, b in zip(serial, between, strict=True):
+        for x, y in zip(a.arrays, b.arrays, strict=True):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_reader_between_forwards_decodes_nothing_ahead(tmp_path, tiny_encoder):
+    """The CPU schedule: a batch is decoded (by several threads) only when the consumer asks for it, so no
+    decoder competes with the model's forward on the previous batch; a bad file is a failure, in order."""
+    import threading
+
+    paths = write_images(tmp_path / "img", 7)
+    paths[2].write_bytes(b"not an image")
+    refs = [ImageRef(f"sha{i}", str(p), case_ids=(p.name,)) for i, p in enumerate(paths)]
+    decoded, threads = [], set()
+
+    def decoder(path, member=None, sha=None):
+        decoded.append(path)
+        threads.add(threading.get_ident())
+        return Image.open(path)
+
+    batches = read_batches_between(refs, tiny_encoder.preprocess_config, None, 3, threads=3, decoder=decoder)
+    first = next(batches)
+    assert (len(decoded), first.shas, [f.case_ids for f in first.failures]) == (
+        3,
+        ["sha0", "sha1"],
+        [("img_0002.png",)],
+    )
+    assert threading.get_ident() not in threads  # decoded by the pool's threads, not the consumer's
+    assert [b.shas for b in batches] == [["sha3", "sha4", "sha5"], ["sha6"]]
+    assert len(decoded) == 7
+
+
+def test_reader_follows_the_model_device():
+    assert EmbedConfig().reader_for("cpu") == "threads"
+    assert EmbedConfig().reader_for("cuda:0") == "processes"
+    assert EmbedConfig(reader="processes").reader_for("cpu") == "processes"
+    assert EmbedConfig(workers=3).decode_threads == 3
 
 
 def test_chunk_writer_commits_whole_chunks(store):
@@ -162,3 +200,5 @@ def test_config_rejects_bad_values():
         EmbedConfig(batch_size=0)
     with pytest.raises(PedclipError, match="workers"):
         EmbedConfig(workers=-1)
+    with pytest.raises(PedclipError, match="reader 'gpu' is not valid"):
+        EmbedConfig(reader="gpu")
