@@ -23,7 +23,8 @@ def check_command(
         emit_json(report.as_dict())
     else:
         for done in report.repaired:
-            typer.echo(f"repaired: {done['check']}: removed {done['removed']}")
+            action, count = next((k, v) for k, v in done.items() if k != "check")
+            typer.echo(f"repaired: {done['check']}: {action} {count}")
         for finding in report.findings:
             typer.echo(finding.line())
         problems = len(report.problems)

@@ -120,7 +120,10 @@ def replace_cases(store: Store, dataset: str, rows: Iterable[CaseRow]) -> Upsert
             )
         if new or changed:
             con.register("incoming", pd.DataFrame(new + changed, columns=list(columns)))
-            con.execute(f"INSERT INTO cases ({', '.join(columns)}) SELECT {', '.join(columns)} FROM incoming")
+            names = ", ".join(columns)
+            con.execute(
+                f"INSERT INTO cases ({names}, image_key) SELECT {names}, md5_number(image_sha256) FROM incoming"
+            )
             con.unregister("incoming")
         con.execute("UPDATE datasets SET updated = now() WHERE name = ?", [dataset])
     unchanged = len(incoming) - len(new) - len(changed)
@@ -201,7 +204,7 @@ def cases_frame(
 ) -> pd.DataFrame:
     """The dataset's cases ordered by case_id (attributes still JSON text), optionally only some splits of
     `split_column` (split: as assigned; source_split: as the source gave them)."""
-    query = "SELECT * FROM cases WHERE dataset = ?"
+    query = "SELECT * EXCLUDE (image_key) FROM cases WHERE dataset = ?"
     params: list = [dataset]
     if splits:
         query += split_filter(split_column)
@@ -223,7 +226,8 @@ def cases_by_id(store: Store, dataset: str, case_ids: Sequence[str]) -> pd.DataF
     """These cases of `dataset` (every column, attributes still JSON text), ordered by case_id."""
     with store.read() as con:
         return con.execute(
-            "SELECT * FROM cases WHERE dataset = ? AND list_contains(?, case_id) ORDER BY case_id",
+            "SELECT * EXCLUDE (image_key) FROM cases WHERE dataset = ? AND list_contains(?, case_id) "
+            "ORDER BY case_id",
             [dataset, list(case_ids)],
         ).df()
 

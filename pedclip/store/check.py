@@ -70,12 +70,34 @@ class RowCheck:
     message: str  # with {n}
     select: str  # SELECT <example text> ... : one row per offending row
     fix: str
-    delete: str | None = None  # a DELETE that removes exactly those rows, when that repair is safe
+    # The statement that repairs exactly those rows, when that repair is safe: a DELETE, or an UPDATE that
+    # recomputes a derived column (then `repaired_as` is "recomputed").
+    delete: str | None = None
+    repaired_as: str = "removed"
 
 
 _EMBEDDED_MODEL = "SELECT 1 FROM models m WHERE m.fingerprint = e.fingerprint"
 
+_KEY_DIFFERS = "image_key IS DISTINCT FROM md5_number(image_sha256)"
+
 ROW_CHECKS: tuple[RowCheck, ...] = (
+    RowCheck(
+        "cases-image-key",
+        "{n} cases lack the integer key of their image (written by something other than pedclip's ingest): "
+        "scoring would leave them out",
+        f"SELECT c.dataset || '/' || c.case_id FROM cases c WHERE {_KEY_DIFFERS}",
+        REPAIR + " (recomputes the key from the sha256)",
+        f"UPDATE cases SET image_key = md5_number(image_sha256) WHERE {_KEY_DIFFERS}",
+        "recomputed",
+    ),
+    RowCheck(
+        "vector-rows-image-key",
+        "{n} matrix rows lack the integer key of their image: scoring would leave their cases out",
+        f"SELECT r.fingerprint || '/' || r.image_sha256 FROM vector_rows r WHERE {_KEY_DIFFERS}",
+        REPAIR + " (recomputes the key from the sha256)",
+        f"UPDATE vector_rows SET image_key = md5_number(image_sha256) WHERE {_KEY_DIFFERS}",
+        "recomputed",
+    ),
     RowCheck(
         "image-embeddings-without-model",
         "{n} image vectors belong to no registered model (cached vectors nothing can use)",
@@ -177,7 +199,7 @@ def repair_rows(store: Store, findings: list[Finding]) -> list[dict]:
             if rule is not None and rule.delete is not None:
                 removed = con.execute(f"SELECT count(*) FROM ({rule.select})").fetchone()[0]
                 con.execute(rule.delete)
-                done.append({"check": rule.check, "removed": int(removed)})
+                done.append({"check": rule.check, rule.repaired_as: int(removed)})
     return done
 
 

@@ -105,8 +105,8 @@ def put_image_embeddings(store: Store, fingerprint: str, shas: Sequence[str], ve
             "SELECT coalesce(max(row_index) + 1, 0) FROM vector_rows WHERE fingerprint = ?", [fingerprint]
         ).fetchone()[0]
         new = con.execute(
-            """INSERT INTO vector_rows
-               SELECT ?, i.image_sha256, ? + row_number() OVER (ORDER BY i.ord) - 1
+            """INSERT INTO vector_rows (fingerprint, image_sha256, row_index, image_key)
+               SELECT ?, i.image_sha256, ? + row_number() OVER (ORDER BY i.ord) - 1, md5_number(i.image_sha256)
                FROM (SELECT image_sha256, min(ord) AS ord FROM incoming GROUP BY image_sha256) i
                ANTI JOIN (SELECT image_sha256 FROM vector_rows WHERE fingerprint = ?) r
                  ON r.image_sha256 = i.image_sha256
@@ -176,7 +176,7 @@ def case_rows(
     selected = ", ".join(f"c.{split_column} AS split" if c == "split" else f"c.{c}" for c in columns)
     query = f"""SELECT {selected}, r.row_index
                FROM cases c JOIN vector_rows r
-                 ON r.image_sha256 = c.image_sha256 AND r.fingerprint = ?
+                 ON r.image_key = c.image_key AND r.fingerprint = ?
                WHERE c.dataset = ?{condition if splits else ""}"""
     params: list = [fingerprint, dataset]
     if splits:

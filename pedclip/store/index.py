@@ -281,7 +281,7 @@ def case_query(store: Store, fingerprint: str, dataset: str, case_id: str) -> tu
     with store.read() as con:
         row = con.execute(
             """SELECT c.uid, r.row_index FROM cases c JOIN vector_rows r
-                 ON r.image_sha256 = c.image_sha256 AND r.fingerprint = ?
+                 ON r.image_key = c.image_key AND r.fingerprint = ?
                WHERE c.dataset = ? AND c.case_id = ? AND r.row_index < ?""",
             [fingerprint, dataset, case_id, matrix.rows],
         ).fetchone()

@@ -106,7 +106,7 @@ def run_cases_frame(store: Store, run_id: str) -> pd.DataFrame:
     with store.read() as con:
         return con.execute(
             "SELECT p.run_id, p.dataset, p.case_id, p.score, p.predicted, p.label, p.auc_score, c.* EXCLUDE (dataset, case_id, "
-            "label) FROM predictions p LEFT JOIN cases c USING (dataset, case_id) WHERE p.run_id = ? "
+            "label, image_key) FROM predictions p LEFT JOIN cases c USING (dataset, case_id) WHERE p.run_id = ? "
             "ORDER BY p.dataset, p.case_id",
             [run_id],
         ).df()

@@ -14,7 +14,7 @@ from pedclip.cli import main
 from pedclip.embed.pipeline import EmbedConfig, embed_dataset
 from pedclip.store import Store
 from pedclip.store.check import check_store
-from pedclip.store.embeddings import put_image_embeddings
+from pedclip.store.embeddings import case_vectors, put_image_embeddings
 from pedclip.store.index import ensure_index, index_path, sidecar_path
 from pedclip.store.runs import save_epoch, save_run
 from tests.embed.conftest import insert_dataset, write_images
@@ -92,6 +92,32 @@ def test_each_safe_corruption_is_found_and_repaired(filled: Store, tiny_encoder,
     assert report["ok"] and {r["check"] for r in report["repaired"]} >= set(found)
     assert checks(filled) == {}
     embed_dataset(filled, tiny_encoder, "ds", EmbedConfig(workers=0))  # the dropped pixels come back
+    assert checks(filled) == {}
+
+
+def test_a_case_or_matrix_row_without_its_image_key_is_found_and_the_key_recomputed(
+    filled: Store, tiny_encoder, capsys
+) -> None:
+    """Rows written around pedclip's own writers (raw SQL, another tool) lack the integer key scoring joins
+    on: the case would silently drop out of every evaluation, so `store check` finds it and `--repair` fixes it."""
+    fingerprint = tiny_encoder.fingerprint
+    before, vectors = case_vectors(filled, fingerprint, "ds")
+    with filled.write() as con:
+        con.execute("UPDATE cases SET image_key = NULL WHERE case_id = ?", [before["case_id"].iloc[0]])
+        con.execute(
+            "UPDATE vector_rows SET image_key = 7 WHERE image_sha256 = ?", [before["image_sha256"].iloc[1]]
+        )
+    assert len(case_vectors(filled, fingerprint, "ds")[0]) == len(before) - 2
+    problems = {name for name, severity in checks(filled).items() if severity == "problem"}
+    assert problems == {
+        "cases-image-key",
+        "vector-rows-image-key",
+    }  # (and the index over those cases is stale)
+    assert main(["--home", str(filled.paths.home), "store", "check", "--repair"]) == 0
+    assert "repaired: cases-image-key: recomputed 1" in capsys.readouterr().out
+    after, again = case_vectors(filled, fingerprint, "ds")
+    pd.testing.assert_frame_equal(after, before)
+    np.testing.assert_array_equal(again, vectors)
     assert checks(filled) == {}
 
 

@@ -202,6 +202,41 @@ def test_migration_2_gives_old_top1_rows_p_positive_back(home) -> None:
     assert [r[1] for r in sound] == pytest.approx(p_positive) and all(r[2] is None for r in sound)
 
 
+def test_migration_5_keys_old_cases_and_matrix_rows_and_scoring_joins_on_the_key(home) -> None:
+    import duckdb
+
+    from pedclip.store.db import Paths
+    from pedclip.store.embeddings import case_rows
+    from pedclip.store.schema import MIGRATIONS
+
+    paths = Paths.at(home)
+    paths.db.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(paths.db))  # a store as version 4 wrote it: no integer image keys
+    for migration in MIGRATIONS[:4]:
+        for statement in migration:
+            con.execute(statement)
+    con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied TIMESTAMP)")
+    con.execute("INSERT INTO schema_version VALUES (4, NULL)")
+    for case_id, sha in (("a", "sha-1"), ("b", "sha-2"), ("c", "sha-1"), ("d", "sha-3")):
+        con.execute(
+            "INSERT INTO cases (dataset, case_id, uid, path, image_sha256, width, height, mode, split) "
+            "VALUES ('d', ?, ?, '/x', ?, 4, 4, 'L', 'test')",
+            [case_id, case_uid("d", case_id), sha],
+        )
+    con.executemany("INSERT INTO vector_rows VALUES ('fp', ?, ?)", [["sha-2", 0], ["sha-1", 1]])
+    con.close()
+    store = Store.open(home)
+    with store.read() as read:
+        unkeyed = read.execute(
+            "SELECT (SELECT count(*) FROM cases WHERE image_key IS DISTINCT FROM md5_number(image_sha256))"
+            " + (SELECT count(*) FROM vector_rows WHERE image_key IS DISTINCT FROM md5_number(image_sha256))"
+        ).fetchone()[0]
+    assert (store.schema_version(), unkeyed) == (SCHEMA_VERSION, 0)
+    frame = case_rows(store, "fp", "d", columns=("case_id", "image_sha256"))
+    assert frame.values.tolist() == [["a", "sha-1", 1], ["b", "sha-2", 0], ["c", "sha-1", 1]]  # d: no vector
+    assert "image_key" not in cases_frame(store, "d")  # an internal column: frames users see never show it
+
+
 def _other_process_reads(store: Store, wait_s: float) -> subprocess.CompletedProcess:
     """Another process counting the datasets, giving up on the file lock after `wait_s`."""
     code = textwrap.dedent(
