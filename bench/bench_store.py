@@ -155,6 +155,14 @@ def _rescore(store) -> None:
     seconds, (auc, threshold) = _median_s(rescore, reps=3)
     _say("rescore 2 prompts in process (scores, AUROC, Youden on val)", f"{seconds:.2f} s", "< 1 s")
     print(f"   (AUROC {auc.value:.3f}, threshold {threshold:.3f})")
+    from pedclip.eval.evaluation import labelled_vectors
+
+    seconds, _ = _median_s(lambda: labelled_vectors(store, FP, FP, "bench", None), reps=3)
+    _say(
+        "what pedclip.eval loads today (labelled_vectors: case rows + a float32 copy of every vector)",
+        f"{seconds:.2f} s",
+        "(the 1 s above scores the mapped matrix; eval gathers)",
+    )
 
 
 def _fp16_error(n: int = 100_000) -> None:

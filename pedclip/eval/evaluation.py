@@ -81,7 +81,8 @@ def labelled_vectors(
         store, fingerprint, dataset, list(splits) if splits else None, split_column=split_column
     )
     keep = frame["label"].notna().to_numpy()
-    frame, vectors = frame[keep].reset_index(drop=True), vectors[keep]
+    if not keep.all():  # a boolean index copies every vector (2 GB at 1M): only when a case is unlabelled
+        frame, vectors = frame[keep].reset_index(drop=True), vectors[keep]
     if frame.empty:
         where = f"split {split_label(splits)} of " if splits else ""
         raise PedclipError(
