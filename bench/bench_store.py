@@ -155,14 +155,29 @@ def _rescore(store) -> None:
     seconds, (auc, threshold) = _median_s(rescore, reps=3)
     _say("rescore 2 prompts in process (scores, AUROC, Youden on val)", f"{seconds:.2f} s", "< 1 s")
     print(f"   (AUROC {auc.value:.3f}, threshold {threshold:.3f})")
-    from pedclip.eval.evaluation import labelled_vectors
+    _product_rescore(store, prompts)
 
-    seconds, _ = _median_s(lambda: labelled_vectors(store, FP, FP, "bench", None), reps=3)
-    _say(
-        "what pedclip.eval loads today (labelled_vectors: case rows + a float32 copy of every vector)",
-        f"{seconds:.2f} s",
-        "(the 1 s above scores the mapped matrix; eval gathers)",
-    )
+
+def _product_rescore(store, prompts: np.ndarray) -> None:
+    """What `pedclip rescore` and the prompt lab run (pedclip.eval.rescore: the sound protocol's leakage
+    check, the cache state, case rows and a gathered copy of the split's vectors, the classifier, AUROC,
+    Youden on val), with two prompts whose vectors are cached (`CachedPrompts`: no model) and no CIs."""
+    from pedclip.embed.text import CachedPrompts
+    from pedclip.eval.bootstrap import BootstrapConfig
+    from pedclip.eval.rescore import rescore
+
+    encoder = CachedPrompts(FP, FP, "openclip", 100.0, {"normal": prompts[0], "pneumonia": prompts[1]}, {})
+    classes = {"normal": ["normal"], "pneumonia": ["pneumonia"]}
+    none = BootstrapConfig(n_resamples=0)
+    for split in ("val", "test"):
+        seconds, _ = _median_s(
+            lambda s=split: rescore(store, encoder, "bench", classes, s, bootstrap=none), 3
+        )
+        _say(
+            f"pedclip.eval rescore of the {split} split (Youden on val), in process",
+            f"{seconds:.2f} s",
+            "< 1 s",
+        )
 
 
 def _fp16_error(n: int = 100_000) -> None:

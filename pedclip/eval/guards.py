@@ -12,10 +12,10 @@ import hashlib
 import json
 
 from pedclip.errors import PedclipError
-from pedclip.eval.leakage import AuditReport, audit_cases, leak_counts, leakage_message
+from pedclip.eval.leakage import AuditReport, audit_cases, leakage_message
 from pedclip.eval.prompts import PromptSet
 from pedclip.store import Store
-from pedclip.store.cases import cases_frame, get_dataset, split_membership, update_dataset_attributes
+from pedclip.store.cases import cases_frame, get_dataset, split_leak_counts, update_dataset_attributes
 
 TUNED_ON_TEST = "prompts tuned on test"
 _ATTRIBUTE = "prompts_developed_on_test"  # dataset attribute: sorted prompt-set keys
@@ -57,7 +57,7 @@ def leakage_report(store: Store, dataset: str) -> AuditReport:
 def require_no_leakage(store: Store, dataset: str, allow: bool) -> dict | None:
     """Raise the audit's message when patients or images leak across `dataset`'s splits, unless `allow`;
     then return what was allowed (for the run's config). None when nothing leaks."""
-    patients, images = leak_counts(split_membership(store, dataset))
+    patients, images = split_leak_counts(store, dataset)
     if not patients and not images:
         return None
     if not allow:

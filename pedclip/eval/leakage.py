@@ -78,15 +78,6 @@ def audit_cases(cases: pd.DataFrame, class_names: tuple[str, ...] = CLASS_NAMES)
     )
 
 
-def leak_counts(cases: pd.DataFrame) -> tuple[int, int]:
-    """(patients in more than one split, identical images in more than one split): the audit's leakage
-    verdict without its balance tables, vectorised for the check every `sound` run makes."""
-    known = cases[cases["split"].notna()]
-    patients = known[known["patient_id"].notna()].groupby("patient_id")["split"].nunique()
-    images = known.groupby("image_sha256")["split"].nunique()
-    return int((patients > 1).sum()), int((images > 1).sum())
-
-
 def leakage_message(name: str, report: AuditReport) -> str:
     """One sentence: how the dataset's splits leak, and the fix."""
     return (

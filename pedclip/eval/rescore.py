@@ -7,6 +7,7 @@ embeddings or a re-split invalidate it. The dashboard's prompt lab and `pedclip 
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -117,7 +118,10 @@ def rescore(
     )
     if development:
         record_development(store, dataset, pset, eval_splits(get_protocol(protocol), split))
-    result = _evaluate_cached(store, encoder, dataset, vectors, config, cache, embed)
+    # One read-only connection for the scoring's dozen queries (leakage, cache state, case rows per split ...):
+    # each fresh connection costs ~15 ms and starts with a cold block cache.
+    with contextlib.nullcontext() if store.in_transaction else store.reading():
+        result = _evaluate_cached(store, encoder, dataset, vectors, config, cache, embed)
     if history:
         record_trial(store, encoder.fingerprint, dataset, split, pset, result)
     comparison = None

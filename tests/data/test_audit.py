@@ -38,22 +38,37 @@ def test_shared_patients_and_identical_images_are_found():
     assert document["n_shared_patients"] == 1 and document["shared_patients"] == {} and document["leakage"]
 
 
-def test_leak_counts_agree_with_the_full_audit():
-    from pedclip.eval.leakage import leak_counts
+def test_the_stores_leak_counts_agree_with_the_full_audit(store):
+    """`sound` runs check leakage with DuckDB's counts (store/cases.py); the audit lists the same leaks."""
+    from pedclip.store.cases import CaseRow, replace_cases, split_leak_counts, upsert_dataset
 
-    for rows in (
-        [("a", 0, "P1", "train", "h1"), ("b", 1, "P1", "train", "h2"), ("e", 0, None, None, "h5")],
-        [
-            ("a", 0, "P1", "train", "same"),
-            ("b", 0, "P1", "test", "x"),
-            ("c", 1, "P2", "val", "same"),
-            ("d", 1, "P3", "train", "twin"),
-            ("e", 1, "P4", "train", "twin"),
-            ("f", 1, "P5", None, "x"),
-        ],
+    for name, rows in (
+        ("clean", [("a", 0, "P1", "train", "h1"), ("b", 1, "P1", "train", "h2"), ("e", 0, None, None, "h5")]),
+        (
+            "leaky",
+            [
+                ("a", 0, "P1", "train", "same"),
+                ("b", 0, "P1", "test", "x"),
+                ("c", 1, "P2", "val", "same"),
+                ("d", 1, "P3", "train", "twin"),
+                ("e", 1, "P4", "train", "twin"),
+                ("f", 1, "P5", None, "x"),
+                ("g", 0, "P6", "val", "x"),
+            ],
+        ),
     ):
+        upsert_dataset(store, name, "csv", "/x", ["normal", "pneumonia"])
+        replace_cases(store, name, [
+            CaseRow(case_id=c, path=f"/x/{c}", image_sha256=sha, width=1, height=1, mode="L", label=label,
+                    patient_id=patient, split=split)
+            for c, label, patient, split, sha in rows
+        ])  # fmt: skip
         report = audit_cases(_cases(rows))
-        assert leak_counts(_cases(rows)) == (len(report.shared_patients), len(report.cross_split_duplicates))
+        assert split_leak_counts(store, name) == (
+            len(report.shared_patients),
+            len(report.cross_split_duplicates),
+        )
+    assert split_leak_counts(store, "leaky") == (1, 2)  # P1; "same" (train, val) and "x" (test, val)
 
 
 def test_identical_images_in_other_datasets_are_shared_not_leaked():
