@@ -2,7 +2,8 @@
 
 plan (which distinct images lack a vector for this fingerprint) -> read (pixel cache or decode + geometry:
 worker processes overlapping a GPU model, or threads between the forwards of a CPU model, embed/reader.py)
--> encode (this process: normalise + model forward) -> write (one transaction per chunk). Killing the process loses at most the chunk in flight; a rerun plans again and finishes the job.
+-> encode (this process: normalise + model forward) -> write (one transaction per chunk). Killing the
+process loses at most the chunk in flight; a rerun plans again and finishes the job.
 """
 
 from __future__ import annotations
