@@ -235,9 +235,17 @@ def bench_store(args) -> None:
 class _Mapped:
     def __init__(self, path: Path, n: int):
         self.vectors = np.memmap(path, dtype=np.float32, mode="r", shape=(n, DIM))
+        self.file = open(path, "rb", buffering=0)  # noqa: SIM115
 
     def take(self, rows):
         return np.asarray(self.vectors[np.asarray(rows)], dtype=np.float32)
+
+    def read_rows(
+        self, rows
+    ):  # reranking reads rows as pedclip's NeighborIndex does (VectorMatrix.read_rows)
+        from pedclip.store.matrix import read_rows
+
+        return read_rows(self.file, np.asarray(rows), np.float32, DIM)
 
 
 def _generate(path: Path, n: int) -> None:
@@ -266,7 +274,7 @@ def ivfpq_child(args) -> None:
 
     def search(index, queries, k, config=config):
         sims, ids = index.search(queries, k * config.rerank_for(n))
-        exact = np.einsum("qd,qcd->qc", queries, source.take(ids.ravel()).reshape(*ids.shape, DIM))
+        exact = np.einsum("qd,qcd->qc", queries, source.read_rows(ids.ravel()).reshape(*ids.shape, DIM))
         order = np.argsort(-exact, axis=1)[:, :k]
         return np.take_along_axis(ids, order, 1)
 

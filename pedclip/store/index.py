@@ -160,7 +160,7 @@ class NeighborIndex:
         rows = self.listing.rows[
             np.searchsorted(self.listing.uids, np.where(valid, ids, self.listing.uids[0]))
         ]
-        vectors = self.matrix.take(rows.ravel()).reshape(*rows.shape, -1)
+        vectors = self.matrix.read_rows(rows.ravel()).reshape(*rows.shape, -1)
         exact = np.where(valid, np.einsum("qd,qcd->qc", queries, vectors), -np.inf).astype(np.float32)
         order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(exact, order, 1), np.where(

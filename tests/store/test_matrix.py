@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pedclip.errors import PedclipError
 from pedclip.store import Store
 from pedclip.store.embeddings import matrix_from_arrow, put_image_embeddings
 from pedclip.store.matrix import MatrixConfig, content_hashes, matrix_dir, open_matrix
@@ -93,6 +94,26 @@ def test_float16_matrix_is_close_and_a_dtype_change_rebuilds(store: Store) -> No
     np.testing.assert_allclose(half.take(np.arange(40)), vectors, atol=1e-3)
     assert open_matrix(store, FP, MatrixConfig(dtype="float16")).action == "loaded"
     assert open_matrix(store, FP).action == "rebuilt"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_rows_read_from_the_file_equal_the_mapped_rows_even_after_a_rebuild(store: Store, dtype: str) -> None:
+    """Reranking reads rows with positioned reads (VectorMatrix.read_rows): any order, repeats, both dtypes,
+    and from the file the matrix was opened on, even when a rebuild renames a new one into place."""
+    vectors = _vectors(60, 8)
+    put_image_embeddings(store, FP, [_sha(i) for i in range(60)], vectors)
+    matrix = open_matrix(store, FP, MatrixConfig(dtype=dtype))
+    rows = np.array([59, 3, 3, 0, 17, 58, 1])
+    expected = matrix.take(rows)
+    np.testing.assert_array_equal(matrix.read_rows(rows), expected)
+    assert matrix.read_rows(np.array([], dtype=np.int64)).shape == (0, DIM)
+    with pytest.raises(PedclipError, match="out of range"):
+        matrix.read_rows(np.array([60]))
+    data = matrix_dir(store, FP) / f"vectors.{dtype}"
+    replacement = data.with_name("replacement")
+    replacement.write_bytes(b"\x00" * data.stat().st_size)
+    os.replace(replacement, data)  # as a rebuild does: another file renamed onto the name
+    np.testing.assert_array_equal(matrix.read_rows(rows), expected)
 
 
 WRITER = textwrap.dedent(
