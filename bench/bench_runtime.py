@@ -64,9 +64,12 @@ def medclip_random(variant: str):
     torch.manual_seed(0)
     vision = VisionViT(SwinConfig()) if variant == "vit" else VisionResNet()
     model = MedCLIP(vision, Text(BertConfig()))
-    return wrap_medclip(
+    encoder = wrap_medclip(
         f"medclip:{variant}", model, None, {"bench": variant}, "untrained:bench", LoadOptions()
     )
+    # No tokenizer here (offline, no BERT vocabulary), so `dim` cannot come from a text: the image tower says it
+    encoder.dim = int(encoder.encode_images(torch.zeros(1, 3, 224, 224)).shape[1])
+    return encoder
 
 
 def min_cos(a: np.ndarray, b: np.ndarray) -> float:
@@ -131,6 +134,32 @@ def model_rate(encoder, batch: int, reps: int) -> float:
     return batch / statistics.median([timed(lambda: encoder.encode_images(pixels)) for _ in range(reps)])
 
 
+def decode_costs(rows, config) -> str:
+    """Core-ms a film for each step the reader runs on one thread: decode (exact, and drafted as
+    --jpeg-draft does) and the resize to the model's input; medians over the films."""
+    from PIL import Image
+
+    from pedclip.models.base import draft_floor, geometry
+
+    def ms(fn) -> float:
+        return 1000 * statistics.median([timed(lambda r=r: fn(r)) for r in rows])
+
+    def decoded(row, draft: bool):
+        image = Image.open(row.path)
+        if draft:
+            image.draft(image.mode, draft_floor(*image.size, config))
+        image.load()
+        return image
+
+    exact = {r.path: decoded(r, False) for r in rows}
+    drafted = {r.path: decoded(r, True) for r in rows}
+    return (
+        f"   per film, one core: decode {ms(lambda r: decoded(r, False)):.1f} ms exact, "
+        f"{ms(lambda r: decoded(r, True)):.1f} ms drafted; resize {ms(lambda r: geometry(exact[r.path], config)):.1f}"
+        f" ms from the full image, {ms(lambda r: geometry(drafted[r.path], config)):.1f} ms from the drafted one"
+    )
+
+
 def bench_pipeline(root: Path, n: int, batch: int, reps: int) -> None:
     """Each pipeline run is framed by model-alone timings (their mean is its reference), so a load change
     between the two shows as a gap between the before and after figures."""
@@ -140,6 +169,7 @@ def bench_pipeline(root: Path, n: int, batch: int, reps: int) -> None:
         for kind, write in (("real films", write_film_jpegs), ("noise", write_jpegs)):
             rows = write(Path(tmp) / kind, n)
             kb = np.mean([os.path.getsize(r.path) for r in rows]) / 1024
+            print(decode_costs(rows[:32], ort.preprocess_config))
             seq = sequential(torch_encoder, rows, batch)
             print(
                 f"{n} JPEGs 1500x1200, {kind} ({kb:.0f} kB each): study-style loop in torch {seq:.2f} img/s"
@@ -214,25 +244,32 @@ def bench_verdicts(home: Path, mnist: bool) -> None:
 
 
 def bench_demo_embed(home: Path) -> None:
-    """The demo step the runtime changes: embedding both sites with each demo model, in a fresh store, with
-    torch, with ORT exporting its graphs first (a fresh demo), and with ORT graphs already exported."""
+    """The demo step the runtime and the reader change: embedding both sites with each demo model, in a fresh
+    store, with torch (the demo's choice: threads decoding between batches, then the old overlapping worker
+    process), with ORT exporting its graphs first (a fresh demo), and with ORT graphs already exported."""
     from pedclip.data.ingest import ingest
 
     synth = home / "datasets" / "synth"
+    runs = (
+        ("torch", "threads"),
+        ("torch, reader processes", "processes"),
+        ("ORT, export included", "threads"),
+        ("ORT, graphs on disk", "threads"),
+    )
     for spec in ("demo:clip", "demo:medclip"):
         base = load_encoder(spec, home=home)
         with tempfile.TemporaryDirectory() as tmp:
             seconds = {}
-            for label in ("torch", "ORT, export included", "ORT, graphs on disk"):
+            for label, reader in runs:
                 store = Store.open(Path(tmp) / label.replace(" ", "_").replace(",", ""))
                 for site in ("peds-a", "peds-b"):
                     ingest(store, synth / site / "manifest.csv", site, fmt="csv")
                 start = time.perf_counter()
-                encoder = base if label == "torch" else onnx_encoder(base, Path(tmp) / "onnx")
+                encoder = base if label.startswith("torch") else onnx_encoder(base, Path(tmp) / "onnx")
                 for site in ("peds-a", "peds-b"):
-                    embed_dataset(store, encoder, site, EmbedConfig(batch_size=32))
+                    embed_dataset(store, encoder, site, EmbedConfig(batch_size=32, reader=reader))
                 seconds[label] = time.perf_counter() - start
-        line = ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
+        line = ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items())
         print(f"demo embed step, {spec}, peds-a + peds-b: {line} ({load()})")
 
 

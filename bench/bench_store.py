@@ -240,9 +240,8 @@ class _Mapped:
     def take(self, rows):
         return np.asarray(self.vectors[np.asarray(rows)], dtype=np.float32)
 
-    def read_rows(
-        self, rows
-    ):  # reranking reads rows as pedclip's NeighborIndex does (VectorMatrix.read_rows)
+    def read_rows(self, rows):
+        """Rerank reads, as pedclip's NeighborIndex does them (VectorMatrix.read_rows)."""
         from pedclip.store.matrix import read_rows
 
         return read_rows(self.file, np.asarray(rows), np.float32, DIM)

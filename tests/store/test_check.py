@@ -108,11 +108,9 @@ def test_a_case_or_matrix_row_without_its_image_key_is_found_and_the_key_recompu
             "UPDATE vector_rows SET image_key = 7 WHERE image_sha256 = ?", [before["image_sha256"].iloc[1]]
         )
     assert len(case_vectors(filled, fingerprint, "ds")[0]) == len(before) - 2
+    # (the index over those cases is stale too: a note)
     problems = {name for name, severity in checks(filled).items() if severity == "problem"}
-    assert problems == {
-        "cases-image-key",
-        "vector-rows-image-key",
-    }  # (and the index over those cases is stale)
+    assert problems == {"cases-image-key", "vector-rows-image-key"}
     assert main(["--home", str(filled.paths.home), "store", "check", "--repair"]) == 0
     assert "repaired: cases-image-key: recomputed 1" in capsys.readouterr().out
     after, again = case_vectors(filled, fingerprint, "ds")
